@@ -1,0 +1,61 @@
+"""The one command-line entry point: ``distillcaps <command> ...``.
+
+Each room of the package contributes its subcommands through a module with
+``add_commands(subparsers)``; each subcommand sets ``func(args) -> int | None`` as its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+# Rooms that provide subcommands; each module defines add_commands(subparsers).
+COMMAND_MODULES: list[str] = [
+    "distillcaps.data.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distillcaps",
+        description="DistillCaps: retrieval-distilled audio captioning on Ray + MLflow.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(subparsers)
+    return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config NAME|PATH plus trailing dotted overrides, shared by every command that takes a config."""
+    parser.add_argument("--config", default="tiny", help="preset name (tiny, paper) or YAML path")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="dotted config overrides")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from distillcaps import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        # Bad input: say what was wrong, no traceback.
+        print(f"distillcaps {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

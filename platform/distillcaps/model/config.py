@@ -1,0 +1,73 @@
+"""Model section of the config: encoder, FFT adapter, Q-Former, projector, LLM + LoRA, prompts, decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "tiny"  # registry key: "tiny" (pretrained as the tiny CLAP's audio tower) | "ced"
+    checkpoint: str = ""  # ced: local path to the original CED-base state dict
+    frozen: bool = True  # the paper freezes CED
+    n_mels: int = 64
+    dim: int = 128  # tiny: small enough for 2 cores; CED-base: 768
+
+
+@dataclass
+class AdapterConfig:
+    variant: Literal["none", "paper", "released", "spectral"] = "paper"  # the paper's eqs. 2-5
+
+
+@dataclass
+class QFormerConfig:
+    num_layers: int = 2  # released code: 2
+    num_heads: int = 4
+    dim: int = 128
+    window_size: int = 17  # encoder time patches per window (released code: 17)
+    window_stride: int = 17
+    queries_per_window: int = 1  # released code: 1
+
+
+@dataclass
+class LLMConfig:
+    name: str = "tiny"  # registry key: "tiny" (pretrained here on the captions) | "hf" (any causal LM path)
+    path: str = ""  # hf: local path or HF cache id of the causal LM (LLaMA-7B in the paper)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # tiny Llama: ~1M parameters, trains on 2 cores in about a minute
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    vocab_size: int = 1000
+    pretrain_epochs: int = 20
+    lora_r: int = 8  # paper
+    lora_alpha: int = 32  # paper
+    lora_dropout: float = 0.1  # paper
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # paper
+
+
+@dataclass
+class PromptConfig:
+    student: str = "Describe the detail of this audio:<audio>\n---\nDetailed: "
+    teacher_prefix: str = "Similar audios sound like:\n\n{captions}\n\n"
+    caption_separator: str = "\n\n"
+    max_caption_tokens: int = 40
+
+
+@dataclass
+class GenerationConfig:
+    num_beams: int = 1  # paper: beam search; greedy keeps the tiny preset quick
+    max_new_tokens: int = 30  # paper
+    min_new_tokens: int = 1
+
+
+@dataclass
+class ModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)

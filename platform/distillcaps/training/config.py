@@ -1,0 +1,30 @@
+"""Training section of the config: objective, optimisation and the Ray Train scaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class TrainConfig:
+    # baseline: student CE | rag: teacher CE | rag+auto: both CE | distill: both CE + KL (DistillCaps)
+    mode: Literal["baseline", "rag", "rag+auto", "distill"] = "distill"
+    epochs: int = 8
+    batch_size: int = 32  # per step, across all workers (paper: 64)
+    lr: float = 1e-3  # tiny: LoRA + fresh Q-Former learn fast; paper: 5e-6
+    weight_decay: float = 1e-6  # paper
+    warmup_ratio: float = 0.05
+    grad_clip: float = 1.0
+    temperature: float = 1.0  # KL temperature (paper: 1.0); the KL term is scaled by T^2
+    w_auto: float = 1.0
+    w_rag: float = 1.0
+    w_dda: float = 1.0
+    num_workers: int = 1  # Ray Train workers
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0  # on 2 cores inside a Tune trial use 0.5 (the trial driver holds 1 CPU)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    gradient_checkpointing: bool = False
+    feature_cache: bool = True  # frozen encoder outputs computed once; needs deterministic crops
+    checkpoint_metric: str = "val_loss_student"  # best checkpoint kept by this (lower is better)
+    max_failures: int = 1
