@@ -128,8 +128,7 @@ def from_dict(cls: type, raw: Mapping[str, Any], prefix: str = "") -> Any:
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ConfigError(
-            f"unknown config key {prefix + unknown[0]!r}; "
-            f"valid keys here: {', '.join(sorted(names))}"
+            f"unknown config key {prefix + unknown[0]!r}; valid keys here: {', '.join(sorted(names))}"
         )
     kwargs = {k: coerce(hints[k], v, prefix + k) for k, v in raw.items()}
     return cls(**kwargs)
@@ -177,6 +176,12 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            # PyYAML reads `2e-4` (no dot) as a string; accept any text float() understands.
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
