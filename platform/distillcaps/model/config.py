@@ -13,6 +13,9 @@ class EncoderConfig:
     frozen: bool = True  # the paper freezes CED
     n_mels: int = 64
     dim: int = 128  # tiny: small enough for 2 cores; CED-base: 768
+    # tiny only (ced reads width, depth and mel bins from its checkpoint; heads = dim // 64 as in CED)
+    num_layers: int = 2
+    num_heads: int = 4
 
 
 @dataclass
