@@ -21,6 +21,10 @@ class EncoderConfig:
 @dataclass
 class AdapterConfig:
     variant: Literal["none", "paper", "released", "spectral"] = "paper"  # the paper's eqs. 2-5
+    # "time": FFT over the time patches of each frequency band; "flat": over the band-major
+    # sequence as the released code does (mixes bands, sees padding)
+    layout: Literal["time", "flat"] = "time"
+    spectral_bins: int = 32  # spectral: weights on this many points from DC to Nyquist, interpolated
 
 
 @dataclass
@@ -28,9 +32,15 @@ class QFormerConfig:
     num_layers: int = 2  # released code: 2
     num_heads: int = 4
     dim: int = 128
-    window_size: int = 17  # encoder time patches per window (released code: 17)
-    window_stride: int = 17
+    # window_layout "time": a window is window_size time patches x all bands (4 x 4 = 16 tokens,
+    # 0.64 s, about the released code's rate of 14 audio tokens per 10 s); "flat": window_size
+    # consecutive band-major tokens, remainder dropped, as the released code (17 -> 14 per 10 s)
+    window_layout: Literal["time", "flat"] = "time"
+    window_size: int = 4
+    window_stride: int = 4
     queries_per_window: int = 1  # released code: 1
+    mlp_ratio: float = 4.0  # BERT's 3072 / 768
+    dropout: float = 0.1  # BERT / released Q-Former default
 
 
 @dataclass
