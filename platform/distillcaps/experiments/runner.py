@@ -1,0 +1,229 @@
+"""Run an ExperimentPlan over seeds: train each needed model once, evaluate every row on it.
+
+MLflow layout: the parent run (one per invocation) holds the summary and the three outputs; each
+training is a child run (made by ``distillcaps.training.train`` with ``parent_run_id``) and each
+row × seed is a child run holding that evaluation's metrics, tagged script/row/seed/training.
+A failure is recorded and the rest still runs; the caller exits non-zero when any run failed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distillcaps.config import Config, load_config
+from distillcaps.experiments.outputs import finish_experiment
+from distillcaps.experiments.plan import ExperimentPlan, RowSpec, TrainingSpec
+from distillcaps.experiments.results import ExperimentResults, RowResult, RunFailure
+from distillcaps.experiments.tracking import KIND_TAG, ExperimentTracker
+
+TrainFn = Callable[
+    ..., Any
+]  # distillcaps.training.train(cfg, *, run_name, parent_run_id, tags) -> TrainResult
+EvaluateFn = Callable[..., Any]  # distillcaps.evaluation.evaluate(checkpoint, cfg, *, subset, rag, ...)
+
+
+def default_train(cfg: Config, **kwargs: Any) -> Any:
+    from distillcaps.training import train
+
+    return train(cfg, **kwargs)
+
+
+def default_evaluate(checkpoint: Path, cfg: Config, **kwargs: Any) -> Any:
+    from distillcaps.evaluation import evaluate
+
+    return evaluate(checkpoint, cfg, **kwargs)
+
+
+@dataclass
+class ConfigSource:
+    """The invocation's config: a preset/YAML plus dotted overrides; variants add more overrides."""
+
+    path: str | None = "tiny"
+    overrides: list[str] = field(default_factory=list)
+
+    def load(self, *extra: str) -> Config:
+        return load_config(self.path, [*self.overrides, *extra])
+
+
+def one_line(err: BaseException) -> str:
+    text = f"{type(err).__name__}: {err}".strip()
+    return text.splitlines()[0][:500] if text else type(err).__name__
+
+
+def run_plan(
+    plan: ExperimentPlan,
+    source: ConfigSource,
+    seeds: Sequence[int],
+    output_dir: Path,
+    *,
+    paper_lookup: Callable[[RowSpec], dict[str, dict[str, float | None]]] | None = None,
+    notes: Sequence[str] = (),
+    train_fn: TrainFn = default_train,
+    evaluate_fn: EvaluateFn = default_evaluate,
+    log: Callable[[str], None] = print,
+) -> ExperimentResults:
+    base_cfg = source.load()
+    tracker = ExperimentTracker(base_cfg)
+    parent_id = tracker.start_parent(
+        plan.script,
+        run_name=f"{plan.script} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        tags={"seeds": seeds_tag(seeds)},
+    )
+    tracker.log_params(parent_id, {"config": source.path, "overrides": " ".join(source.overrides)})
+    tracker.log_params(parent_id, {k: v for k, v in base_cfg.flat().items()})
+    results = ExperimentResults(
+        script=plan.script,
+        title=plan.title,
+        seeds=list(seeds),
+        metrics=list(base_cfg.eval.metrics),
+        notes=list(notes),
+        parent_run_id=parent_id,
+    )
+    rows = {r.name: RowResult(r.name, dict(r.columns), r.training, r.rag) for r in plan.rows}
+    for spec in plan.rows:
+        rows[spec.name].paper = paper_lookup(spec) if paper_lookup else {}
+    results.rows = list(rows.values())
+    log(f"[{plan.script}] MLflow parent run {parent_id} ({tracker.uri}); output {output_dir}")
+
+    try:
+        for seed in seeds:
+            for training in plan.trainings:
+                checkpoint = _train_one(plan, training, seed, source, parent_id, results, train_fn, log)
+                for spec in plan.rows_of(training.key):
+                    if checkpoint is None:
+                        results.failures.append(
+                            RunFailure(
+                                "evaluate", spec.name, seed, f"skipped: training {training.key!r} failed"
+                            )
+                        )
+                        continue
+                    _evaluate_one(
+                        plan, spec, training, seed, checkpoint, source, output_dir, tracker, parent_id,
+                        rows[spec.name], results, evaluate_fn, log,
+                    )  # fmt: skip
+    finally:
+        finish_experiment(results, output_dir, tracker, parent_id, log=log)
+    return results
+
+
+def seeds_tag(seeds: Sequence[int]) -> str:
+    return ",".join(str(s) for s in seeds)
+
+
+def _train_one(
+    plan: ExperimentPlan,
+    training: TrainingSpec,
+    seed: int,
+    source: ConfigSource,
+    parent_id: str,
+    results: ExperimentResults,
+    train_fn: TrainFn,
+    log: Callable[[str], None],
+) -> Path | None:
+    start = time.perf_counter()
+    record: dict[str, Any] = {"key": training.key, "seed": seed, "overrides": list(training.overrides)}
+    log(f"[{plan.script}] train {training.key} seed {seed} ...")
+    try:
+        cfg = source.load(*training.overrides, f"seed={seed}")
+        result = train_fn(
+            cfg,
+            run_name=f"{plan.script}/{training.key}/seed{seed}",
+            parent_run_id=parent_id,
+            tags={"script": plan.script, "training": training.key, "seed": str(seed), KIND_TAG: "training"},
+        )
+    except Exception as err:  # a failed run is recorded; the others still run
+        traceback.print_exc(file=sys.stderr)
+        results.failures.append(RunFailure("train", training.key, seed, one_line(err)))
+        record.update(status="failed", error=one_line(err), seconds=time.perf_counter() - start)
+        results.trainings.append(record)
+        return None
+    seconds = time.perf_counter() - start
+    checkpoint = Path(result.best_checkpoint)
+    record.update(status="ok", run_id=result.run_id, checkpoint=str(checkpoint), seconds=round(seconds, 2))
+    results.trainings.append(record)
+    log(f"[{plan.script}] train {training.key} seed {seed}: {seconds:.1f}s, run {result.run_id}")
+    return checkpoint
+
+
+def _evaluate_one(
+    plan: ExperimentPlan,
+    spec: RowSpec,
+    training: TrainingSpec,
+    seed: int,
+    checkpoint: Path,
+    source: ConfigSource,
+    output_dir: Path,
+    tracker: ExperimentTracker,
+    parent_id: str,
+    row: RowResult,
+    results: ExperimentResults,
+    evaluate_fn: EvaluateFn,
+    log: Callable[[str], None],
+) -> None:
+    training_run = next(
+        (t.get("run_id", "") for t in results.trainings if t["key"] == training.key and t["seed"] == seed), ""
+    )
+    run_id = tracker.start_child(
+        parent_id,
+        run_name=f"{plan.script}/{spec.name}/seed{seed}",
+        tags={
+            KIND_TAG: "row",
+            "script": plan.script,
+            "row": spec.name,
+            "seed": seed,
+            "training": training.key,
+            "training_run_id": training_run,
+            "rag_test": spec.rag,
+            **{f"column.{k}": v for k, v in spec.columns.items()},
+        },
+    )
+    row.run_ids[seed] = run_id
+    start = time.perf_counter()
+    ok = False
+    try:
+        cfg = source.load(*training.overrides, *spec.eval_overrides, f"seed={seed}")
+        out = output_dir / "runs" / _slug(spec.name) / f"seed{seed}"
+        result = evaluate_fn(
+            checkpoint, cfg, subset=cfg.data.eval_subset, rag=spec.rag, output_dir=out, run_id=run_id
+        )
+        metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
+        row.per_seed[seed] = metrics
+        row.unavailable.update(dict(result.unavailable))
+        tracker.log_metrics(run_id, metrics)
+        tracker.log_metrics(
+            run_id, {"eval_seconds": time.perf_counter() - start, "num_clips": result.num_clips}
+        )
+        _record_baselines(results, getattr(result, "baselines", None) or {}, seed, spec)
+        ok = True
+        log(f"[{plan.script}] {spec.name} seed {seed}: " + _short(metrics))
+    except Exception as err:
+        traceback.print_exc(file=sys.stderr)
+        results.failures.append(RunFailure("evaluate", spec.name, seed, one_line(err)))
+    finally:
+        tracker.end(run_id, ok)
+
+
+def _record_baselines(results: ExperimentResults, baselines: dict, seed: int, spec: RowSpec) -> None:
+    """Keep evaluate()'s data-only baselines (most frequent caption, top-1 retrieved) once per seed."""
+    store = results.extra.setdefault("baselines", {})
+    for name, value in baselines.items():
+        metrics = getattr(value, "metrics", value)
+        if isinstance(metrics, dict):
+            store.setdefault(name, {}).setdefault(
+                str(seed), {k: v for k, v in metrics.items() if v is not None}
+            )
+
+
+def _short(metrics: dict[str, float]) -> str:
+    keys = [k for k in ("cider_d", "spider", "bleu_4", "meteor") if k in metrics]
+    return ", ".join(f"{k}={metrics[k]:.3f}" for k in keys) or "(no metrics)"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,83 @@
+"""MLflow layout of an experiment: one parent run per invocation, child runs under it.
+
+Runs are made through ``MlflowClient`` rather than the fluent ``mlflow.start_run`` stack, so the
+parent never sits "active" in this process while ``distillcaps.training.train`` opens its own run
+(which the fluent API would refuse without ``nested=True``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from distillcaps.config import Config
+
+PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests children by
+KIND_TAG = "distillcaps.kind"  # "experiment" (parent) | "row" | "trial" | ... (children)
+
+
+def resolve_tracking_uri(cfg: Config) -> str:
+    if cfg.tracking.tracking_uri:  # an explicit URI wins (interface 7's first rule)
+        return cfg.tracking.tracking_uri
+    from distillcaps.tracking import tracking_uri
+
+    return tracking_uri(cfg)
+
+
+class ExperimentTracker:
+    """Creates and closes the parent and child runs of one invocation in one MLflow experiment."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.uri = resolve_tracking_uri(cfg)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        name = cfg.tracking.experiment
+        found = self.client.get_experiment_by_name(name)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+
+    def start_parent(self, script: str, run_name: str, tags: Mapping[str, str] | None = None) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={KIND_TAG: "experiment", "script": script, **(tags or {})},
+        )
+        return run.info.run_id
+
+    def start_child(self, parent_run_id: str, run_name: str, tags: Mapping[str, Any]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={PARENT_TAG: parent_run_id, **{k: str(v) for k, v in tags.items()}},
+        )
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], prefix: str = "") -> None:
+        for key, value in metrics.items():
+            if value is not None:
+                self.client.log_metric(run_id, _safe_key(prefix + key), float(value))
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        for key, value in params.items():
+            self.client.log_param(run_id, _safe_key(key), str(value)[:6000])
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_dict(self, run_id: str, data: Any, name: str) -> None:
+        self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
+
+    def end(self, run_id: str, ok: bool) -> None:
+        self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+    def children(self, parent_run_id: str) -> list[Any]:
+        return self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=5000
+        )
+
+
+def _safe_key(key: str) -> str:
+    # MLflow keys allow alphanumerics, _ - . space / : ; other characters become _
+    return "".join(c if c.isalnum() or c in "_-. /:" else "_" for c in key)

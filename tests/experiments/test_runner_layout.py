@@ -1,0 +1,95 @@
+"""The runner's MLflow parent/child layout, outputs and failure handling, with stand-in train/evaluate.
+
+The stand-ins keep the contract of interface 8 (train -> TrainResult-like, evaluate -> EvalResult-like)
+so this checks the experiment plumbing without training a model; the real end-to-end run is in
+test_scripts_quick.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from distillcaps.config import Config
+from distillcaps.experiments.cli_args import experiment_arg_parser
+from distillcaps.experiments.tables import run_table_experiment
+from distillcaps.experiments.tracking import PARENT_TAG, ExperimentTracker
+
+
+def fake_train(cfg: Config, *, run_name: str, parent_run_id: str, tags: dict) -> SimpleNamespace:
+    if cfg.train.mode == "rag+auto" and cfg.seed == 1:
+        raise RuntimeError("worker died")
+    tracker = ExperimentTracker(cfg)
+    run_id = tracker.start_child(parent_run_id, run_name, tags)
+    tracker.end(run_id, True)
+    ckpt = Path(cfg.run_dir) / run_name.replace("/", "_")
+    ckpt.mkdir(parents=True)
+    (ckpt / "mode.txt").write_text(cfg.train.mode)
+    return SimpleNamespace(
+        run_id=run_id, output_dir=ckpt, best_checkpoint=ckpt, last_checkpoint=ckpt, history=[]
+    )
+
+
+def fake_evaluate(checkpoint: Path, cfg: Config, *, subset: str, rag: bool, output_dir: Path, run_id: str):
+    mode = (checkpoint / "mode.txt").read_text()
+    score = (
+        {"baseline": 0.2, "rag": 0.3, "distill": 0.4, "rag+auto": 0.35}[mode] + 0.1 * rag + 0.01 * cfg.seed
+    )
+    return SimpleNamespace(
+        metrics={"bleu_1": score + 0.2, "cider_d": score},
+        unavailable={"spice": "jars missing", "spider": "needs SPICE"},
+        num_clips=16,
+        rag=rag,
+        predictions_csv=output_dir / "predictions.csv",
+        baselines={"most_frequent": {"cider_d": 0.05}, "top1_retrieved": {"cider_d": 0.15}},
+    )
+
+
+def test_ablate_dda_layout_outputs_and_a_failed_training(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [
+        "--seeds", "0,1", "--output", str(tmp_path / "out"),
+        f"tracking.tracking_uri={uri}", f"run_dir={tmp_path / 'runs'}",
+    ]  # fmt: skip
+    args = experiment_arg_parser("ablate_dda.py", "t").parse_args(argv)
+    code = run_table_experiment("ablate_dda", args, train_fn=fake_train, evaluate_fn=fake_evaluate)
+    assert code == 1  # one training failed -> non-zero exit, outputs still written
+
+    out = tmp_path / "out"
+    data = json.loads((out / "results.json").read_text())
+    assert {f["name"] for f in data["failures"]} == {"rag+auto", "rag+auto/no-rag", "rag+auto/rag"}
+    rows = {r["name"]: r for r in data["rows"]}
+    per_seed = rows["distill/no-rag"]["per_seed"]
+    assert per_seed["0"] == pytest.approx({"bleu_1": 0.6, "cider_d": 0.4})
+    assert per_seed["1"] == pytest.approx({"bleu_1": 0.61, "cider_d": 0.41})
+    assert rows["distill/rag"]["mean"]["cider_d"] == pytest.approx(0.505)
+    assert rows["distill/rag"]["std"]["cider_d"] == pytest.approx(0.00707, abs=1e-5)
+    assert list(rows["rag+auto/rag"]["per_seed"]) == ["0"]  # seed 1 failed, seed 0 kept
+    assert rows["baseline:most_frequent"]["mean"]["cider_d"] == pytest.approx(0.05)
+    assert len([t for t in data["trainings"] if t["status"] == "ok"]) == 7  # 4 + 3 (one failed)
+    md = (out / "results.md").read_text()
+    assert "| distill | ✓ | ✓ | ✗ | ours (2/2 seeds) | 60.5 ± 0.7 |" in md
+    assert "Failed runs (3)" in md and "RuntimeError: worker died" in md
+    assert (out / "results.png").stat().st_size > 1000
+
+    client = MlflowClient(uri)
+    parent = client.get_run(data["parent_run_id"])
+    assert parent.info.status == "FAILED" and parent.data.tags["script"] == "ablate_dda"
+    assert parent.data.metrics["distill/no-rag/cider_d/mean"] == pytest.approx(0.405)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"results.json", "results.md", "results.png"} <= artifacts
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=100
+    )
+    rows_runs = [c for c in children if c.data.tags.get("distillcaps.kind") == "row"]
+    train_runs = [c for c in children if c.data.tags.get("distillcaps.kind") == "training"]
+    assert len(rows_runs) == 7 * 2 - 2  # rows of the failed training are not started
+    assert len(train_runs) == 7
+    student = [c for c in rows_runs if c.data.tags["row"] == "distill/no-rag" and c.data.tags["seed"] == "1"]
+    assert student[0].data.metrics["cider_d"] == pytest.approx(0.41)
+    assert student[0].data.tags["script"] == "ablate_dda"
+    assert student[0].data.tags["training_run_id"] in {t.info.run_id for t in train_runs}
