@@ -1,0 +1,232 @@
+"""The Ray Serve application: a FastAPI ingress in front of a dynamically batched model deployment.
+
+    ingress (CaptionIngress, FastAPI)          model (CaptionModel)
+    POST /v1/captions -- decode + validate --> caption()  --@serve.batch--> Captioner.caption(list)
+    GET /healthz, /v1/model ----------------> describe()
+    GET / (static page)
+
+The ingress owns HTTP, upload limits and decoding (CPU work that must not hold up a batch); the model
+deployment owns the Captioner. ``user_config`` on the model deployment (a ServingConfig dict) is
+applied by ``reconfigure``, which swaps the model (URI / version) and the batching parameters without
+restarting the replica. ``check_health`` fails while no model is loaded.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see real types on the ingress methods.
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from distillcaps.serving.captioner import Captioner, RetrievalUnavailable
+from distillcaps.serving.config import ServingConfig
+from distillcaps.serving.options import CaptionOptions, parse_options
+from distillcaps.serving.upload import AudioLimits, UploadError, check_content_type, decode_audio
+
+logger = logging.getLogger("distillcaps.serving")
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and option fields around the file part
+MODEL_KEYS = ("model_uri", "tracking_uri", "backend", "plugin_modules", "retrieval")  # change -> reload
+
+
+@dataclass
+class CaptionJob:
+    waveform: np.ndarray  # (S,) float32, 16 kHz
+    options: CaptionOptions
+
+
+@serve.deployment(
+    name="CaptionModel",
+    ray_actor_options={"num_cpus": 0.25},
+    max_ongoing_requests=64,  # must exceed max_batch_size, or batches can never fill
+    health_check_period_s=5,
+    health_check_timeout_s=30,
+)
+class CaptionModel:
+    """Holds one Captioner; concurrent requests are grouped into one generate call by @serve.batch."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.captioner: Captioner | None = None
+        self.cfg: ServingConfig | None = None
+        self.load_error: str | None = None
+        if config is not None:  # without a user_config, construction args configure the replica
+            self.reconfigure(config)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        cfg = ServingConfig.from_dict(user_config)
+        needs_reload = self.cfg is None or any(getattr(cfg, k) != getattr(self.cfg, k) for k in MODEL_KEYS)
+        if needs_reload:
+            try:
+                captioner = Captioner.load(cfg)
+            except Exception as err:
+                self.load_error = f"{cfg.model_uri}: {type(err).__name__}: {err}"
+                logger.error("model load failed: %s", self.load_error)
+                raise
+            # Swap in one assignment: in-flight batches keep the captioner they started with.
+            self.captioner, self.load_error = captioner, None
+            logger.info("loaded model %s version %s", captioner.name, captioner.version)
+        self.cfg = cfg
+        self.caption_batch.set_max_batch_size(cfg.max_batch_size)
+        self.caption_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+
+    def check_health(self) -> None:
+        if self.captioner is None:
+            raise RuntimeError(f"no model is loaded ({self.load_error or 'waiting for user_config'})")
+
+    def describe(self) -> dict[str, Any]:
+        if self.captioner is None:
+            return {"loaded": False, "error": self.load_error}
+        info = self.captioner.describe()
+        info["loaded"] = True
+        info["batching"] = {
+            "max_batch_size": self.cfg.max_batch_size,
+            "batch_wait_timeout_s": self.cfg.batch_wait_timeout_s,
+        }
+        return info
+
+    async def caption(self, waveform: np.ndarray, options: CaptionOptions) -> dict[str, Any]:
+        return await self.caption_batch(CaptionJob(waveform, options))
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def caption_batch(self, jobs: list[CaptionJob]) -> list[dict[str, Any]]:
+        captioner = self.captioner
+        if captioner is None:
+            return [{"error": "no model is loaded", "status": 503}] * len(jobs)
+        model = {"name": captioner.name, "version": captioner.version}
+        results: list[dict[str, Any]] = [{} for _ in jobs]
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):  # one generate call per distinct (rag, decoding) in the batch
+            groups.setdefault(job.options.key(), []).append(i)
+        for rows in groups.values():
+            options = jobs[rows[0]].options
+            waves = [jobs[i].waveform for i in rows]
+            try:
+                # A worker thread keeps the event loop free for health checks and new arrivals.
+                captions = await asyncio.to_thread(captioner.caption, waves, options.rag, options.decoding)
+            except RetrievalUnavailable as err:
+                for i in rows:
+                    results[i] = {"error": str(err), "kind": "retrieval_unavailable", "status": 409}
+                continue
+            for i, text in zip(rows, captions, strict=True):
+                results[i] = {"caption": text, "rag": options.rag, "model": model, "batch_size": len(jobs)}
+        return results
+
+
+def create_http_app() -> FastAPI:
+    return FastAPI(
+        title="DistillCaps captioning service",
+        description="Audio captioning with an LLM student distilled from retrieval-augmented teachers.",
+        version="1",
+    )
+
+
+http_app = create_http_app()
+
+
+@http_app.exception_handler(UploadError)
+async def _upload_error(_request: Request, err: UploadError) -> JSONResponse:
+    return JSONResponse(err.to_json(), status_code=err.status)
+
+
+@serve.deployment(name="CaptionIngress", ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+@serve.ingress(http_app)
+class CaptionIngress:
+    """HTTP front: validates and decodes uploads, then awaits the batched model deployment."""
+
+    def __init__(self, model: DeploymentHandle, config: dict[str, Any] | None = None) -> None:
+        self.model = model
+        self.cfg = ServingConfig.from_dict(config or {})
+        self.limits = AudioLimits(max_bytes=self.cfg.max_upload_bytes, max_duration_s=self.cfg.max_duration_s)
+        self.page = resources.files("distillcaps.serving").joinpath("static/index.html").read_text()
+
+    @http_app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index(self) -> HTMLResponse:
+        return HTMLResponse(self.page)
+
+    @http_app.get("/healthz")
+    async def healthz(self) -> JSONResponse:
+        info = await self.model.describe.remote()
+        if not info.get("loaded"):
+            return JSONResponse({"status": "unavailable", "error": info.get("error")}, status_code=503)
+        return JSONResponse({"status": "ok", "model": {"name": info["name"], "version": info["version"]}})
+
+    @http_app.get("/v1/model")
+    async def model_info(self) -> JSONResponse:
+        info = await self.model.describe.remote()
+        return JSONResponse(info, status_code=200 if info.get("loaded") else 503)
+
+    @http_app.post("/v1/captions")
+    async def captions(self, request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        audio, fields = await self._read_upload(request)
+        options = parse_options(
+            fields, max_num_beams=self.cfg.max_num_beams, max_new_tokens=self.cfg.max_new_tokens
+        )
+        decoded = await asyncio.to_thread(decode_audio, audio, self.limits)
+        result = await self.model.caption.remote(decoded.waveform, options)
+        if "error" in result:
+            return JSONResponse(
+                {"error": result["error"], "kind": result.get("kind", "unavailable")},
+                status_code=result["status"],
+            )
+        return JSONResponse(
+            {
+                "caption": result["caption"],
+                "rag": result["rag"],
+                "model": result["model"],
+                "latency_ms": round((time.perf_counter() - started) * 1000.0, 1),
+            }
+        )
+
+    async def _read_upload(self, request: Request) -> tuple[bytes, dict[str, str]]:
+        """-> (audio bytes, option fields from the query string and the form)."""
+        fields = dict(request.query_params)
+        content_type = request.headers.get("content-type", "")
+        is_multipart = content_type.lower().startswith("multipart/form-data")
+        if not is_multipart:
+            check_content_type(content_type)
+        overhead = MULTIPART_OVERHEAD_BYTES if is_multipart else 0
+        body = await self._read_body_capped(request, self.cfg.max_upload_bytes + overhead)
+        if not body:
+            raise UploadError(400, "empty_body", "the request body is empty: send an audio file")
+        if not is_multipart:
+            return body, fields
+        request._body = body  # Starlette parses the form from the cached body
+        try:
+            form = await request.form(max_files=1, max_fields=len(fields) + 8)
+        except Exception as err:  # malformed multipart, too many parts
+            raise UploadError(400, "bad_multipart", f"malformed multipart upload: {err}") from err
+        upload = form.get("audio") or form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise UploadError(400, "no_file", "the multipart upload has no file field named 'audio'")
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields[key] = value
+        return await upload.read(), fields
+
+    async def _read_body_capped(self, request: Request, cap: int) -> bytes:
+        limit = f"the size limit of {self.cfg.max_upload_bytes} bytes"
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise UploadError(413, "too_large", f"the upload is {declared} bytes, over {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise UploadError(413, "too_large", f"the upload is over {limit}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def build_app(args: dict[str, Any] | None = None) -> serve.Application:
+    """Application builder (``serve run`` import paths and ``distillcaps serve``): args = ServingConfig."""
+    cfg = ServingConfig.from_dict(args or {})
+    model = CaptionModel.options(user_config=cfg.to_dict()).bind()
+    return CaptionIngress.bind(model, cfg.to_dict())

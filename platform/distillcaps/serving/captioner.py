@@ -1,0 +1,172 @@
+"""A Captioner turns 16 kHz mono waveforms into captions, with or without retrieval.
+
+The model behind it comes from a backend in ``CAPTIONER_BACKENDS`` ("distillcaps": a
+``DistillCapsModel`` checkpoint), loaded from a checkpoint directory or an MLflow registry URI. The
+HTTP service, the batch captioner and the tests all go through this one class.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from distillcaps.registry import Registry
+from distillcaps.serving.config import ServingConfig
+from distillcaps.serving.model_store import ResolvedModel, resolve_model
+from distillcaps.serving.options import DecodingOptions
+
+
+class RetrievalUnavailable(RuntimeError):
+    """rag=true was asked of a captioner that has no datastore deployed."""
+
+
+class CaptionerBackend(Protocol):
+    """What a backend provides; built by ``factory(checkpoint_dir, retrieval=bool)``."""
+
+    rag_unavailable_reason: str | None  # None when rag=true works
+
+    def generate(self, waveforms: list[np.ndarray], rag: bool, decoding: DecodingOptions) -> list[str]: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+CAPTIONER_BACKENDS: Registry = Registry("captioner backend")
+
+
+class Captioner:
+    """A loaded model plus where it came from (registry name and version)."""
+
+    def __init__(self, backend: CaptionerBackend, source: ResolvedModel, backend_name: str) -> None:
+        self.backend = backend
+        self.source = source
+        self.backend_name = backend_name
+
+    @classmethod
+    def load(cls, cfg: ServingConfig) -> Captioner:
+        for module in cfg.plugin_modules:
+            importlib.import_module(module)
+        factory = CAPTIONER_BACKENDS.get(cfg.backend)
+        source = resolve_model(cfg.model_uri, tracking_uri=cfg.tracking_uri)
+        return cls(factory(source.path, retrieval=cfg.retrieval), source, cfg.backend)
+
+    @classmethod
+    def from_uri(cls, model_uri: str, *, retrieval: bool = False, **options: Any) -> Captioner:
+        return cls.load(ServingConfig(model_uri=model_uri, retrieval=retrieval, **options))
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def version(self) -> str:
+        return self.source.version
+
+    @property
+    def rag_available(self) -> bool:
+        return self.backend.rag_unavailable_reason is None
+
+    def caption(
+        self, waveforms: Sequence[np.ndarray], rag: bool = False, options: DecodingOptions | None = None
+    ) -> list[str]:
+        """waveforms: list of (S_i,) float32 at 16 kHz -> one caption each."""
+        if rag and not self.rag_available:
+            raise RetrievalUnavailable(f"retrieval is not available: {self.backend.rag_unavailable_reason}")
+        if not waveforms:
+            return []
+        return self.backend.generate(list(waveforms), rag, options or DecodingOptions())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "uri": self.source.uri,
+            "backend": self.backend_name,
+            "rag_available": self.rag_available,
+            "rag_unavailable_reason": self.backend.rag_unavailable_reason,
+            "config": self.backend.summary(),
+        }
+
+
+def pad_batch(waveforms: Sequence[np.ndarray]) -> tuple[Any, Any]:
+    """list of (S_i,) -> (B, max S) float tensor zero-padded, (B,) long lengths."""
+    import torch
+
+    lengths = torch.tensor([len(w) for w in waveforms], dtype=torch.long)
+    audio = torch.zeros(len(waveforms), int(lengths.max()), dtype=torch.float32)
+    for row, wave in enumerate(waveforms):
+        audio[row, : len(wave)] = torch.from_numpy(np.asarray(wave, dtype=np.float32))
+    return audio, lengths
+
+
+@CAPTIONER_BACKENDS.register("distillcaps")
+class DistillCapsBackend:
+    """A DistillCapsModel checkpoint (interface 5), optionally with the online Retriever (interface 4)."""
+
+    def __init__(self, checkpoint_dir: Path, *, retrieval: bool = False) -> None:
+        import torch
+
+        from distillcaps.model import DistillCapsModel
+
+        self.model = DistillCapsModel.load_checkpoint(checkpoint_dir)
+        self.model.eval()
+        self.cfg = _checkpoint_config(self.model, checkpoint_dir)
+        self.retriever = None
+        self.rag_unavailable_reason: str | None = (
+            "this deployment has no datastore "
+            "(start it with retrieval enabled: --rag, or user_config retrieval: true)"
+        )
+        if retrieval:
+            from distillcaps.retrieval import Retriever
+
+            self.retriever = Retriever.from_config(self.cfg)
+            self.rag_unavailable_reason = None
+        self._torch = torch
+
+    def generate(self, waveforms: list[np.ndarray], rag: bool, decoding: DecodingOptions) -> list[str]:
+        import dataclasses
+
+        audio, lengths = pad_batch(waveforms)
+        generation = self.cfg.model.generation
+        changes = {k: v for k, v in dataclasses.asdict(decoding).items() if v is not None}
+        if "max_new_tokens" in changes:
+            changes["min_new_tokens"] = min(generation.min_new_tokens, changes["max_new_tokens"])
+        generation = dataclasses.replace(generation, **changes)
+        batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths}
+        with self._torch.inference_mode():
+            if rag:
+                batch["retrieved"] = self.retriever.retrieve(audio, lengths, self.cfg.retrieval.top_k)
+            else:
+                batch["retrieved"] = [[] for _ in waveforms]
+            return list(self.model.generate(batch, rag=rag, generation=generation))
+
+    def summary(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "preset": cfg.preset,
+            "encoder": cfg.model.encoder.name,
+            "adapter": cfg.model.adapter.variant,
+            "llm": cfg.model.llm.name if not cfg.model.llm.path else cfg.model.llm.path,
+            "train_mode": cfg.train.mode if hasattr(cfg.train, "mode") else None,
+            "top_k": cfg.retrieval.top_k,
+            "clap": cfg.retrieval.clap,
+            "generation": {
+                "num_beams": cfg.model.generation.num_beams,
+                "max_new_tokens": cfg.model.generation.max_new_tokens,
+            },
+        }
+
+
+def _checkpoint_config(model: Any, checkpoint_dir: Path) -> Any:
+    """The resolved Config the checkpoint was trained with (config.json), as a Config object."""
+    import json
+
+    from distillcaps.config import Config, from_dict
+
+    cfg = getattr(model, "cfg", None)
+    if isinstance(cfg, Config):
+        return cfg
+    return from_dict(Config, json.loads((Path(checkpoint_dir) / "config.json").read_text()))

@@ -1,0 +1,168 @@
+"""Where a served model comes from: a checkpoint directory or an MLflow registry URI.
+
+Registering logs the checkpoint directory (safetensors + config.json + tokenizer) as run artifacts and
+points a registered model version at them; no pickled pyfunc is involved. Resolving
+``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` downloads those artifacts into a local cache
+keyed by tracking store, name and version (registry versions are immutable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL_NAME = "distillcaps-student"
+DEFAULT_ALIAS = "champion"
+CHECKPOINT_ARTIFACT_PATH = "checkpoint"
+CHECKPOINT_MARKER = "config.json"  # every DistillCaps checkpoint dir holds its resolved Config here
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))/?$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    uri: str  # what the user asked for
+    path: Path  # local checkpoint directory
+    name: str
+    version: str
+
+
+def default_tracking_uri(tracking_uri: str = "") -> str:
+    """Interface 7's rule: explicit, else $MLFLOW_TRACKING_URI, else sqlite:///<abs runs>/mlflow.db."""
+    if tracking_uri:
+        return tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    from distillcaps.config import Config
+
+    return f"sqlite:///{(Path(Config().run_dir) / 'mlflow.db').resolve()}"
+
+
+def resolve_model(uri: str, *, tracking_uri: str = "", cache_dir: Path | None = None) -> ResolvedModel:
+    """A checkpoint dir, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/ID/PATH`` -> a dir."""
+    if uri.startswith("models:/"):
+        return _resolve_registered(uri, default_tracking_uri(tracking_uri), cache_dir)
+    if uri.startswith("runs:/"):
+        return _resolve_run_artifact(uri, default_tracking_uri(tracking_uri), cache_dir)
+    path = Path(uri).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"model {uri!r}: not a checkpoint directory nor a models:/ or runs:/ URI")
+    root = find_checkpoint_root(path, uri)
+    return ResolvedModel(uri=uri, path=root, name=root.name, version=f"local-{fingerprint(root)}")
+
+
+def register_checkpoint(
+    checkpoint_dir: str | Path,
+    *,
+    name: str = DEFAULT_MODEL_NAME,
+    alias: str | None = DEFAULT_ALIAS,
+    tracking_uri: str = "",
+    experiment: str = "distillcaps",
+    run_id: str | None = None,
+) -> str:
+    """Log ``checkpoint_dir`` as artifacts (of ``run_id`` or a new run), register it, set ``alias``.
+
+    Returns the new version (a string, as MLflow numbers them).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    checkpoint_dir = Path(checkpoint_dir)
+    find_checkpoint_root(checkpoint_dir, str(checkpoint_dir))
+    uri = default_tracking_uri(tracking_uri)
+    client = MlflowClient(uri)
+    if run_id is None:
+        experiment_obj = client.get_experiment_by_name(experiment)
+        experiment_id = (
+            experiment_obj.experiment_id if experiment_obj else client.create_experiment(experiment)
+        )
+        run_id = client.create_run(experiment_id, run_name=f"register-{name}").info.run_id
+        client.log_artifacts(run_id, str(checkpoint_dir), CHECKPOINT_ARTIFACT_PATH)
+        client.set_terminated(run_id)
+    else:
+        client.log_artifacts(run_id, str(checkpoint_dir), CHECKPOINT_ARTIFACT_PATH)
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{CHECKPOINT_ARTIFACT_PATH}"
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name, description="DistillCaps student checkpoints (safetensors)")
+    # Lineage: the version records the run whose artifacts it serves.
+    version = client.create_model_version(name, source=source, run_id=run_id).version
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
+    return str(version)
+
+
+def find_checkpoint_root(path: Path, uri: str) -> Path:
+    """The directory holding config.json: ``path`` itself or a folder up to two levels below."""
+    if (path / CHECKPOINT_MARKER).is_file():
+        return path
+    for depth in ("*", "*/*"):
+        found = sorted(p.parent for p in path.glob(f"{depth}/{CHECKPOINT_MARKER}"))
+        if found:
+            return found[0]
+    raise FileNotFoundError(f"model {uri!r}: no {CHECKPOINT_MARKER} in {path} (not a DistillCaps checkpoint)")
+
+
+def fingerprint(root: Path) -> str:
+    """Short content hash of a checkpoint dir, so two local checkpoints report different versions."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    base = os.environ.get("DISTILLCAPS_MODEL_CACHE") or Path.home() / ".cache" / "distillcaps" / "models"
+    return Path(base)
+
+
+def _resolve_registered(uri: str, tracking_uri: str, cache_dir: Path | None) -> ResolvedModel:
+    import mlflow
+    from mlflow import MlflowClient
+
+    match = _MODELS_URI.match(uri)
+    if not match:
+        raise ValueError(f"model {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    name = match["name"]
+    client = MlflowClient(tracking_uri)
+    try:
+        if match["alias"]:
+            version = client.get_model_version_by_alias(name, match["alias"]).version
+        else:
+            version = client.get_model_version(name, match["version"]).version
+    except mlflow.exceptions.MlflowException as err:
+        raise FileNotFoundError(f"model {uri!r} not found in the registry at {tracking_uri}: {err}") from None
+    store_key = hashlib.sha256(tracking_uri.encode()).hexdigest()[:8]
+    target = _cache_root(cache_dir) / store_key / name / str(version)
+    if not (target / ".complete").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(target), tracking_uri=tracking_uri
+        )
+        (target / ".complete").touch()
+    root = find_checkpoint_root(target, uri)
+    return ResolvedModel(uri=uri, path=root, name=name, version=str(version))
+
+
+def _resolve_run_artifact(uri: str, tracking_uri: str, cache_dir: Path | None) -> ResolvedModel:
+    import mlflow
+
+    parts = uri[len("runs:/") :].strip("/").split("/", 1)
+    run_id = parts[0]
+    sub = parts[1] if len(parts) > 1 else ""
+    target = _cache_root(cache_dir) / "runs" / run_id / (sub.replace("/", "_") or "_root")
+    if not (target / ".complete").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target), tracking_uri=tracking_uri)
+        (target / ".complete").touch()
+    root = find_checkpoint_root(target, uri)
+    return ResolvedModel(uri=uri, path=root, name=f"run-{run_id[:8]}", version=sub or "root")
