@@ -1,1 +1,39 @@
-"""distillcaps.data"""
+"""Audio-caption data: records, readers, audio loading, the torch Dataset and the synthetic benchmark.
+
+    from distillcaps.data import read_records, AudioCaptionDataset, resolve_dataset_dir
+    root = resolve_dataset_dir(cfg)                    # user data, or the cached synthetic set
+    records = read_records(root, cfg.data.dataset_format, cfg.data.train_subset)
+
+Names are imported lazily: ``distillcaps.config`` imports ``distillcaps.data.config`` and must not
+pay for torch (or hit an import cycle) on the way.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ClipRecord": "records",
+    "DATASET_READERS": "records",
+    "DatasetFormatError": "records",
+    "read_records": "records",
+    "training_rows": "records",
+    "BadAudioError": "audio",
+    "check_audio": "audio",
+    "crop_or_pad": "audio",
+    "load_audio": "audio",
+    "log_mel": "audio",
+    "AudioCaptionDataset": "dataset",
+    "SkippedClip": "dataset",
+    "cache_dir_for": "paths",
+    "resolve_dataset_dir": "paths",
+    "ensure_synthetic_dataset": "paths",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"distillcaps.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'distillcaps.data' has no attribute {name!r}")

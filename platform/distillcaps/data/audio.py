@@ -1,0 +1,111 @@
+"""Audio in: decode with soundfile, down-mix to mono, resample with torchaudio, crop/pad, log-mel.
+
+torchaudio 2.11's ``load`` needs torchcodec + FFmpeg, so decoding goes through soundfile
+(libsndfile: wav, flac, ogg, mp3). Bad files raise ``BadAudioError`` naming the file and the reason;
+nothing here ever substitutes silence for a file it could not read.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+
+class BadAudioError(ValueError):
+    """An audio file that cannot be used: missing, unreadable, empty, zero-length or non-finite."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"bad audio file {self.path}: {reason}")
+
+
+# Float subtypes are the only ones that can hold NaN/inf; integer PCM is finite by construction.
+FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
+
+
+def load_audio(path: str | Path, sample_rate: int = 16_000) -> torch.Tensor:
+    """Mono float32 waveform (S,) at ``sample_rate``."""
+    data, file_rate = read_checked(Path(path))
+    wave = torch.from_numpy(data.mean(axis=1, dtype=np.float32))  # (S,) down-mix to mono
+    if file_rate != sample_rate:
+        wave = torchaudio.functional.resample(wave, file_rate, sample_rate)
+    return wave
+
+
+def read_checked(path: Path) -> tuple[np.ndarray, int]:
+    """(frames, channels) float32 and the file's rate, or BadAudioError saying what is wrong."""
+    if not path.is_file():
+        raise BadAudioError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise BadAudioError(path, "empty file (0 bytes)")
+    try:
+        data, file_rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, TypeError) as err:
+        raise BadAudioError(path, f"unreadable ({err})") from err
+    if data.shape[0] == 0:
+        raise BadAudioError(path, "zero-length audio (0 samples)")
+    if not np.isfinite(data).all():
+        raise BadAudioError(path, "non-finite samples (NaN or inf)")
+    return data, int(file_rate)
+
+
+def check_audio(path: str | Path) -> None:
+    """Raise BadAudioError if ``load_audio`` would; reads samples only when they could be non-finite."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadAudioError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise BadAudioError(path, "empty file (0 bytes)")
+    try:
+        info = sf.info(path)
+    except (sf.SoundFileError, RuntimeError, TypeError) as err:
+        raise BadAudioError(path, f"unreadable ({err})") from err
+    if info.frames == 0:
+        raise BadAudioError(path, "zero-length audio (0 samples)")
+    if info.subtype in FLOAT_SUBTYPES or info.frames < 0:
+        read_checked(path)
+
+
+def crop_or_pad(
+    wave: torch.Tensor, num_samples: int, *, random_crop: bool, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, int]:
+    """(num_samples,) window of ``wave`` (S,) and how many of its samples are real audio.
+
+    Longer clips are cropped at a random start when ``random_crop`` (training) and at 0 otherwise
+    (evaluation stays deterministic); shorter ones are zero-padded at the end, and the returned
+    valid length lets encoders mask the padding.
+    """
+    length = wave.shape[-1]
+    if length >= num_samples:
+        start = 0
+        if random_crop and length > num_samples:
+            start = int(torch.randint(0, length - num_samples + 1, (1,), generator=generator))
+        return wave[..., start : start + num_samples], num_samples
+    padded = torch.nn.functional.pad(wave, (0, num_samples - length))
+    return padded, length
+
+
+def log_mel(
+    wave: torch.Tensor, sample_rate: int = 16_000, n_mels: int = 64, n_fft: int = 512, hop: int = 160
+) -> torch.Tensor:
+    """Log-mel spectrogram in dB: (..., S) -> (..., n_mels, S // hop + 1).
+
+    CED's front end: 25 ms-ish window (n_fft 512 at 16 kHz), 10 ms hop, 64 mels, dB with top_db 120.
+    """
+    return mel_transform(sample_rate, n_mels, n_fft, hop).to(wave.device)(wave)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_transform(sample_rate: int, n_mels: int, n_fft: int, hop: int) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop, n_mels=n_mels, f_min=0.0
+        ),
+        torchaudio.transforms.AmplitudeToDB(top_db=120),
+    )

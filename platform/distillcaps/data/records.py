@@ -1,0 +1,58 @@
+"""Clip records: one audio file with all its reference captions, read from a dataset folder.
+
+    records = read_records("data/clotho", "clotho", "dev")    # one ClipRecord per clip
+    rows = training_rows(records)                               # one (record, caption) per caption
+
+Formats are chosen through the ``DATASET_READERS`` registry (clotho, audiocaps, jsonl); a reader
+is ``reader(dataset_dir: Path, subset: str) -> list[ClipRecord]``. Readers only read metadata and
+say where each file should be; whether the audio is usable is decided when it is loaded
+(``distillcaps.data.audio.load_audio``), so a missing file is reported by name there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distillcaps.registry import Registry
+
+
+@dataclass
+class ClipRecord:
+    fname: str  # the clip's name in its dataset (DCASE CSVs and retrieval caches key on it)
+    path: Path  # where the audio file is (or should be)
+    captions: list[str]  # every reference caption of the clip
+    dataset: str  # clotho | audiocaps | jsonl, as in aac-datasets' "dataset" field
+    subset: str  # Clotho dev/val/eval, AudioCaps train/val/test, or the JSONL manifest's stem
+    index: int  # position within the subset
+    extra: dict = field(default_factory=dict)  # format-specific metadata (e.g. AudioCaps youtube_id)
+
+
+DatasetReader = Callable[[Path, str], list[ClipRecord]]
+DATASET_READERS: Registry[DatasetReader] = Registry("dataset format")
+
+
+class DatasetFormatError(ValueError):
+    """A dataset folder does not match its declared format; the message names the file and what is wrong."""
+
+
+def read_records(dataset_dir: str | Path, dataset_format: str, subset: str) -> list[ClipRecord]:
+    """Every clip of ``subset`` in ``dataset_dir``, read with the ``dataset_format`` reader."""
+    # The readers register themselves on import; importing here keeps records.py free of a cycle.
+    import distillcaps.data.readers  # noqa: F401
+
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {dataset_dir}")
+    return DATASET_READERS.get(dataset_format)(dataset_dir, subset)
+
+
+def training_rows(records: list[ClipRecord]) -> list[tuple[ClipRecord, str]]:
+    """One row per caption (each of Clotho's five captions is its own training example)."""
+    return [(record, caption) for record in records for caption in record.captions]
+
+
+def clean_captions(raw: list[str | None]) -> list[str]:
+    """Strip whitespace and drop empty cells (CSV exports often leave trailing blanks)."""
+    return [c.strip() for c in raw if c is not None and c.strip()]

@@ -1,0 +1,141 @@
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from distillcaps.data.audio import BadAudioError, check_audio, crop_or_pad, load_audio, log_mel
+from distillcaps.data.dataset import AudioCaptionDataset
+from distillcaps.data.records import ClipRecord
+
+
+def test_resamples_44k_stereo_to_16k_mono(tmp_path):
+    sr, seconds = 44_100, 1.0
+    t = np.arange(int(sr * seconds)) / sr
+    left = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)  # right channel silent
+    sf.write(tmp_path / "s.wav", stereo, sr, subtype="FLOAT")
+    wave = load_audio(tmp_path / "s.wav", 16_000)
+    assert wave.dtype == torch.float32 and wave.ndim == 1
+    assert wave.shape[0] == 16_000
+    spectrum = torch.fft.rfft(wave).abs()
+    assert int(spectrum.argmax()) == 440  # 1 Hz bins for a 1 s clip: the tone survives resampling
+    # down-mix is the channel mean: half the left channel's amplitude
+    assert wave[1000:-1000].abs().max().item() == pytest.approx(0.25, abs=0.01)
+
+
+def test_same_rate_is_not_resampled(tmp_path, tone):
+    path = tone(tmp_path / "a.wav", seconds=0.25)
+    wave = load_audio(path, 16_000)
+    assert wave.shape == (4000,)
+    assert torch.allclose(wave, torch.from_numpy(sf.read(path, dtype="float32")[0]))
+
+
+def test_crop_deterministic_random_and_pad():
+    wave = torch.arange(100, dtype=torch.float32)
+    fixed, valid = crop_or_pad(wave, 40, random_crop=False)
+    assert valid == 40 and torch.equal(fixed, wave[:40])
+    starts = set()
+    for seed in range(20):
+        crop, valid = crop_or_pad(wave, 40, random_crop=True, generator=torch.Generator().manual_seed(seed))
+        assert valid == 40 and crop.shape == (40,)
+        assert torch.equal(crop, wave[int(crop[0]) : int(crop[0]) + 40])  # a contiguous window
+        starts.add(int(crop[0]))
+    assert len(starts) > 5 and max(starts) <= 60
+    again = crop_or_pad(wave, 40, random_crop=True, generator=torch.Generator().manual_seed(3))[0]
+    assert torch.equal(
+        again, crop_or_pad(wave, 40, random_crop=True, generator=torch.Generator().manual_seed(3))[0]
+    )
+    padded, valid = crop_or_pad(wave, 130, random_crop=True)
+    assert valid == 100 and padded.shape == (130,)
+    assert torch.equal(padded[:100], wave) and torch.all(padded[100:] == 0)
+
+
+def test_log_mel_shape_and_batch():
+    wave = torch.randn(2, 16_000)
+    mel = log_mel(wave, 16_000)
+    assert mel.shape == (2, 64, 101)  # 10 ms hop, centred frames
+    assert torch.isfinite(mel).all()
+    assert torch.allclose(log_mel(wave[0], 16_000), mel[0], atol=1e-4)
+
+
+# --- bad audio -------------------------------------------------------------------------------------
+
+
+def make_bad_files(tmp_path):
+    """name -> (path, reason fragment) for every kind of bad file."""
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "garbage.wav").write_bytes(b"this is not audio at all" * 10)
+    sf.write(tmp_path / "zero.wav", np.zeros((0, 1)), 16_000, subtype="PCM_16")
+    sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan, 0.2] * 100), 16_000, subtype="FLOAT")
+    sf.write(tmp_path / "inf.wav", np.array([0.1, np.inf, 0.2] * 100), 16_000, subtype="FLOAT")
+    return {
+        "missing.wav": "file not found",
+        "empty.wav": "empty file",
+        "garbage.wav": "unreadable",
+        "zero.wav": "zero-length",
+        "nan.wav": "non-finite",
+        "inf.wav": "non-finite",
+    }
+
+
+def test_every_bad_file_raises_naming_file_and_reason(tmp_path):
+    for name, reason in make_bad_files(tmp_path).items():
+        path = tmp_path / name
+        for check in (load_audio, check_audio):
+            with pytest.raises(BadAudioError, match=reason) as info:
+                check(path)
+            assert info.value.path == path and str(path) in str(info.value)
+            assert isinstance(info.value, ValueError)
+
+
+def records_for(tmp_path, names):
+    return [
+        ClipRecord(
+            fname=n,
+            path=tmp_path / n,
+            captions=[f"{n} one", f"{n} two"],
+            dataset="jsonl",
+            subset="t",
+            index=i,
+        )
+        for i, n in enumerate(names)
+    ]
+
+
+def test_dataset_error_mode_raises_on_the_bad_item(tmp_path, tone):
+    tone(tmp_path / "good.wav")
+    ds = AudioCaptionDataset(records_for(tmp_path, ["good.wav", "missing.wav"]))
+    assert ds[0]["fname"] == "good.wav"
+    with pytest.raises(BadAudioError, match="missing.wav: file not found"):
+        ds[1]
+
+
+def test_dataset_skip_mode_reports_how_many_and_which(tmp_path, tone, caplog):
+    bad = make_bad_files(tmp_path)
+    tone(tmp_path / "good.wav", seconds=1.0)
+    names = ["good.wav", *bad]
+    with caplog.at_level(logging.WARNING):
+        ds = AudioCaptionDataset(records_for(tmp_path, names), on_bad_audio="skip")
+    assert len(ds) == 1 and ds[0]["fname"] == "good.wav"
+    assert [s.fname for s in ds.skipped] == list(bad)
+    assert all(reason in s.reason for s, reason in zip(ds.skipped, bad.values()))
+    assert "skipped 6 of 7 clips" in caplog.text and "nan.wav" in caplog.text
+
+
+def test_dataset_items_follow_aac_datasets(tmp_path, tone):
+    tone(tmp_path / "a.wav", seconds=1.0, sr=32_000)
+    tone(tmp_path / "b.wav", seconds=0.25)
+    records = records_for(tmp_path, ["a.wav", "b.wav"])
+    clips = AudioCaptionDataset(records, max_seconds=0.5)
+    item = clips[0]
+    assert set(item) == {"audio", "audio_length", "sr", "captions", "fname", "dataset", "subset", "index"}
+    assert item["audio"].shape == (8000,) and item["audio_length"] == 8000 and item["sr"] == 16_000
+    assert item["captions"] == ["a.wav one", "a.wav two"]
+    assert clips[1]["audio_length"] == 4000 and clips[1]["audio"].shape == (8000,)
+    rows = AudioCaptionDataset(records, rows="caption")
+    assert len(rows) == 4 and rows[1]["captions"] == ["a.wav two"] and rows[2]["index"] == 1
+    assert rows[0]["audio"].shape == (16_000,)  # no max_seconds: the whole clip
+    with pytest.raises(ValueError, match="on_bad_audio"):
+        AudioCaptionDataset(records, on_bad_audio="silence")
