@@ -1,1 +1,23 @@
-"""distillcaps.tracking"""
+"""distillcaps.tracking: MLflow store location, runs, and what every run records."""
+
+from distillcaps.tracking.runs import (
+    RunLogger,
+    config_params,
+    experiment_id,
+    git_commit,
+    log_config,
+    run_tags,
+    start_run,
+    tracking_uri,
+)
+
+__all__ = [
+    "RunLogger",
+    "config_params",
+    "experiment_id",
+    "git_commit",
+    "log_config",
+    "run_tags",
+    "start_run",
+    "tracking_uri",
+]

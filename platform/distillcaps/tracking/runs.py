@@ -1,0 +1,208 @@
+"""MLflow runs for DistillCaps: where the store is, how a run is opened, and what every run records.
+
+    with start_run(cfg, "distill-tiny") as run:          # parent_run_id=... makes it a child run
+        log_config(run.info.run_id, cfg)                 # the resolved config, flattened, as params
+        RunLogger(tracking_uri(cfg), run.info.run_id).log_metrics({"train_loss": 1.2}, step=0)
+
+The default store is SQLite at an absolute path under the run folder (MLflow 3 refuses a plain
+file store unless told otherwise); ``tracking.tracking_uri`` or ``$MLFLOW_TRACKING_URI`` (e.g. a
+server on a cluster's head node) override it. Telemetry is switched off before MLflow is imported.
+
+``RunLogger`` talks to one run through ``MlflowClient`` without touching MLflow's global "active run",
+so a Ray Train worker (rank 0 only) can log into the run its driver opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import mlflow
+
+    from distillcaps.config import Config
+
+# MLflow's limits (mlflow.utils.validation): values longer than this are refused, not truncated.
+MAX_PARAM_VALUE_CHARS = 6000
+MAX_KEY_CHARS = 250
+PARAMS_PER_BATCH = 100
+
+
+def disable_telemetry() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def tracking_uri(cfg: Config) -> str:
+    """cfg.tracking.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite:///<abs run_dir>/mlflow.db."""
+    if cfg.tracking.tracking_uri:
+        return cfg.tracking.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    run_dir = Path(cfg.run_dir).expanduser().resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{run_dir / 'mlflow.db'}"
+
+
+def experiment_id(cfg: Config) -> str:
+    """The id of cfg.tracking.experiment in the configured store, created on first use."""
+    client = mlflow_client(tracking_uri(cfg))
+    found = client.get_experiment_by_name(cfg.tracking.experiment)
+    if found is not None:
+        return found.experiment_id
+    artifacts = None
+    if tracking_uri(cfg).startswith("sqlite:///"):
+        # Artifacts beside the database, not in ./mlruns of whatever folder the command ran from.
+        artifacts = (Path(tracking_uri(cfg)[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts)
+    except Exception:  # another process created it between the two calls
+        found = client.get_experiment_by_name(cfg.tracking.experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def mlflow_client(uri: str):
+    disable_telemetry()
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+@contextlib.contextmanager
+def start_run(
+    cfg: Config,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Open (or, with run_id, reopen) a run in cfg's store and experiment; a child run when parent_run_id.
+
+    Tags always include the run's mode, dataset, preset, seed and git commit (see ``run_tags``).
+    """
+    disable_telemetry()
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    exp = experiment_id(cfg)
+    all_tags = {**run_tags(cfg), **{k: str(v) for k, v in (tags or {}).items()}}
+    with mlflow.start_run(
+        run_id=run_id,
+        experiment_id=None if run_id else exp,
+        run_name=None if run_id else run_name,
+        nested=parent_run_id is not None,
+        parent_run_id=parent_run_id,
+        tags=all_tags,
+    ) as run:
+        yield run
+
+
+def run_tags(cfg: Config) -> dict[str, str]:
+    return {
+        "mode": cfg.train.mode,
+        "dataset": dataset_name(cfg),
+        "preset": cfg.preset,
+        "seed": str(cfg.seed),
+        "git_commit": git_commit(),
+    }
+
+
+def dataset_name(cfg: Config) -> str:
+    if cfg.data.dataset_dir:
+        return f"{cfg.data.dataset_format}:{Path(cfg.data.dataset_dir).name}"
+    return f"synthetic-{cfg.data.synth.domain}"
+
+
+def git_commit() -> str:
+    """HEAD of the checkout this package runs from (+ "-dirty" with uncommitted changes), or "unknown"."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def config_params(cfg: Config) -> dict[str, str]:
+    """The resolved config as MLflow params: dotted keys, lists as JSON, over-long values cut (marked)."""
+    params = {}
+    for key, value in cfg.flat().items():
+        text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+        if len(text) > MAX_PARAM_VALUE_CHARS:
+            marker = f"...[{len(text)} chars]"
+            text = text[: MAX_PARAM_VALUE_CHARS - len(marker)] + marker
+        params[key[:MAX_KEY_CHARS]] = text
+    return params
+
+
+def log_config(run_id: str, cfg: Config) -> None:
+    """Log the resolved config as params (in batches of MLflow's limit) and as config.json."""
+    logger = RunLogger(tracking_uri(cfg), run_id)
+    logger.log_params(config_params(cfg))
+    logger.log_dict(cfg.to_dict(), "config.json")
+
+
+class RunLogger:
+    """Logs into one existing run by id; safe to create in a Ray worker (it carries only two strings)."""
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.uri = uri
+        self.run_id = run_id
+
+    @property
+    def client(self):
+        return mlflow_client(self.uri)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, len(items), PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
+        """Log the numeric entries (None = not computed: skipped, never logged as 0)."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        ]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def log_dict(self, data: Any, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_table(self, columns: Mapping[str, list], artifact_file: str) -> None:
+        """A table artifact (MLflow's UI shows it under Evaluation / Artifacts)."""
+        self.client.log_table(self.run_id, dict(columns), artifact_file)

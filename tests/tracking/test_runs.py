@@ -1,0 +1,77 @@
+"""MLflow tracking: store location, parent/child runs, params within MLflow's limits, metrics, artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distillcaps.config import load_config
+from distillcaps.tracking import (
+    RunLogger,
+    config_params,
+    log_config,
+    start_run,
+    tracking_uri,
+)
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return load_config("tiny", ["run_dir=runs", "train.mode=distill", "seed=3"])
+
+
+def test_default_store_is_sqlite_at_an_absolute_path_under_run_dir(cfg, tmp_path):
+    assert tracking_uri(cfg) == f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+
+
+def test_environment_and_config_override_the_store(cfg, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://head-node:5000")
+    assert tracking_uri(cfg) == "http://head-node:5000"
+    cfg.tracking.tracking_uri = "sqlite:////elsewhere/mlflow.db"
+    assert tracking_uri(cfg) == "sqlite:////elsewhere/mlflow.db"
+
+
+def test_params_respect_mlflow_value_limit(cfg):
+    cfg.model.prompt.student = "x" * 7000
+    params = config_params(cfg)
+    assert len(params["model.prompt.student"]) == 6000
+    assert params["model.prompt.student"].endswith("[7000 chars]")
+    assert params["model.llm.lora_target_modules"] == '["q_proj", "v_proj"]'
+    assert params["train.mode"] == "distill"
+
+
+def test_parent_and_child_runs_with_tags_params_metrics_artifacts(cfg, tmp_path):
+    from mlflow import MlflowClient
+
+    with start_run(cfg, "sweep") as parent:
+        parent_id = parent.info.run_id
+    with start_run(cfg, "trial-0", parent_run_id=parent_id, tags={"variant": "t=2"}) as child:
+        child_id = child.info.run_id
+    log_config(child_id, cfg)
+    logger = RunLogger(tracking_uri(cfg), child_id)
+    logger.log_metrics({"train_loss_auto": 2.0, "train_loss_dda": None}, step=0)
+    logger.log_metrics({"train_loss_auto": 1.5}, step=1)
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    logger.log_artifact(note, "notes")
+    logger.log_table({"caption": ["a"], "reference": ["b"]}, "samples.json")
+
+    client = MlflowClient(tracking_uri(cfg))
+    run = client.get_run(child_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent_id
+    assert run.data.tags["variant"] == "t=2"
+    assert {"mode", "dataset", "preset", "seed", "git_commit"} <= set(run.data.tags)
+    assert run.data.tags["seed"] == "3" and run.data.tags["dataset"] == "synthetic-outdoor"
+    assert run.data.params["train.mode"] == "distill"
+    assert "train_loss_dda" not in run.data.metrics  # None means "not computed", never 0
+    history = client.get_metric_history(child_id, "train_loss_auto")
+    assert [(m.step, m.value) for m in history] == [(0, 2.0), (1, 1.5)]
+    artifacts = {a.path for a in client.list_artifacts(child_id)}
+    assert {"config.json", "notes", "samples.json"} <= artifacts
+    # Artifacts live beside the database, not in ./mlruns of the working directory.
+    local = Path(client.download_artifacts(child_id, "notes/note.txt", str(tmp_path / "dl")))
+    assert local.read_text() == "hello"
+    assert (tmp_path / "runs" / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()
