@@ -1,0 +1,333 @@
+"""Retrieval: queries/s of exact faiss vs torch matmul+topk vs approximate indexes, and their recall@k.
+
+    python benchmarks/retrieval_index.py            # datastores of 10k, 100k and 1M vectors
+    python benchmarks/retrieval_index.py --quick    # 10k and 100k only
+
+The datastore is synthetic: 512-d unit vectors drawn around random cluster centres (real CLAP
+caption embeddings are clustered; uniform random vectors would be the worst case for an
+approximate index and say little about real use). Queries come from the same distribution but are
+not in the datastore. Recall@k of each approximate index is measured against exact faiss; torch's
+recall against faiss is reported too, as a check that both exact paths agree.
+
+The indexes are the retrieval room's classes (``distillcaps.retrieval.index``) when that module is
+importable; otherwise the same algorithms are built here on faiss/torch directly, and the JSON
+says which (settings.index_source).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BenchmarkResult, Case, base_parser, measure_alternating, paired_ratio, set_threads  # noqa: E402
+
+DIM = 512
+QUERIES_PER_SIZE = {10_000: 1000, 100_000: 500, 1_000_000: 100}  # keeps one repetition near a second
+QUICK_QUERIES_PER_SIZE = {10_000: 500, 100_000: 200}
+# HNSW builds at ~1k vectors/s on one loaded core here (95 s at 100k): it is skipped above this size.
+HNSW_MAX_SIZE = {"quick": 10_000, "full": 100_000}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", help="datastore sizes (default 10k 100k 1M)")
+    parser.add_argument("--queries", type=int, default=0, help="queries per repetition (0: per-size default)")
+    parser.add_argument("--dim", type=int, default=DIM)
+    parser.add_argument("--k", type=int, default=10, help="neighbours per query; recall@k is measured")
+    parser.add_argument("--clusters", type=int, default=1000, help="cluster centres of the synthetic data")
+    parser.add_argument("--approx", nargs="+", default=["ivf", "hnsw"], help="approximate indexes to time")
+    parser.add_argument(
+        "--hnsw-max-size",
+        type=int,
+        default=0,
+        help="largest datastore to build HNSW for (0: 10k with --quick, else 100k)",
+    )
+    parser.add_argument(
+        "--ivf-train-points-per-list",
+        type=int,
+        default=-1,
+        help="k-means training sample per IVF list (-1: 32, 0: the index class's own training)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.hnsw_max_size = args.hnsw_max_size or HNSW_MAX_SIZE["quick" if args.quick else "full"]
+    sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
+    set_threads(args.threads)
+
+    args.ivf_train_points_per_list = (
+        IVF_TRAIN_POINTS_PER_LIST if args.ivf_train_points_per_list < 0 else args.ivf_train_points_per_list
+    )
+    backends = index_backends(args)
+    result = BenchmarkResult(
+        name="retrieval_index",
+        args=args,
+        settings={
+            "sizes": sizes,
+            "dim": args.dim,
+            "k": args.k,
+            "queries_per_repetition": {str(n): queries_for(n, args) for n in sizes},
+            "data": f"unit vectors around {args.clusters} random centres (noise 0.6/sqrt(dim) per axis)",
+            "approx": args.approx,
+            "hnsw_max_size": args.hnsw_max_size,
+            "index_source": backends.source,
+            "index_params": backends.params,
+            "seed": args.seed,
+        },
+        versions=("faiss-cpu", "faiss-gpu", "torch", "numpy"),
+    )
+    default_per_size = {}
+    for n in sizes:
+        default_per_size[str(n)] = bench_size(result, backends, n, args)
+        gc.collect()
+    result.settings["default_supported_per_size"] = default_per_size
+    result.write()
+    return 0
+
+
+def queries_for(n: int, args: Any) -> int:
+    if args.queries:
+        return args.queries
+    table = QUICK_QUERIES_PER_SIZE if args.quick else QUERIES_PER_SIZE
+    return table.get(n, max(100, min(1000, 10**8 // max(n, 1))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def synthetic_unit_vectors(n: int, dim: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n, dim) float32 unit vectors: a random centre plus Gaussian noise, normalised (in chunks)."""
+    out = np.empty((n, dim), dtype=np.float32)
+    noise = 0.6 / np.sqrt(dim)  # per-axis noise: neighbours share a centre but are not near-duplicates
+    for start in range(0, n, 100_000):
+        stop = min(start + 100_000, n)
+        picks = rng.integers(0, len(centres), size=stop - start)
+        block = centres[picks] + rng.standard_normal((stop - start, dim), dtype=np.float32) * noise
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[start:stop] = block
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexes: the retrieval room's classes when present, else faiss/torch directly
+
+
+class Backends:
+    """name -> build(vectors (N,D) float32) -> search(queries (Q,D), k) -> ids (Q,k) int64."""
+
+    def __init__(self, source: str, builders: dict[str, Callable], params: dict[str, Any]):
+        self.source = source
+        self.builders = builders
+        self.params = params
+
+
+def index_backends(args: Any) -> Backends:
+    try:
+        from distillcaps.retrieval import index as room_index  # the retrieval room's classes
+    except ImportError:
+        return direct_backends()
+    return room_backends(room_index, args.ivf_train_points_per_list)
+
+
+def room_backends(room_index: Any, ivf_train_points_per_list: int) -> Backends:
+    """The retrieval room's CAPTION_INDEXES with the settings its config would give each size."""
+    from distillcaps.retrieval.config import RetrievalConfig
+
+    rcfg = RetrievalConfig(index_gpu=False)
+    registry = room_index.CAPTION_INDEXES
+
+    def builder(name: str) -> Callable:
+        cls = registry.get(name)
+        if name == "ivf" and ivf_train_points_per_list:
+            cls = subsampled_ivf(cls, ivf_train_points_per_list)
+
+        def build(vectors: np.ndarray):
+            index = cls(room_index.index_settings(rcfg, len(vectors)))
+            index.add(vectors)
+            return lambda q, k: index.search(q, k)[1]
+
+        return build
+
+    names = {"faiss_flat": "exact", "torch_topk": "torch", "ivf": "ivf", "hnsw": "hnsw"}
+    return Backends(
+        source="distillcaps.retrieval.index (CAPTION_INDEXES, index_settings(RetrievalConfig()))",
+        builders={ours: builder(theirs) for ours, theirs in names.items() if theirs in registry.names()},
+        params={
+            "ivf_nlist": rcfg.ivf_nlist or "4*sqrt(N)",
+            "ivf_nprobe": rcfg.ivf_nprobe,
+            "ivf_train_points_per_list": ivf_train_points_per_list or "faiss default (<= 256, 25 iterations)",
+            "hnsw_m": rcfg.hnsw_m,
+            "hnsw_ef_search": "the room's default (128)",
+        },
+    )
+
+
+def subsampled_ivf(ivf_cls: type, points_per_list: int) -> type:
+    """The room's IVF index, k-means trained on <= points_per_list vectors per list (10 iterations).
+
+    faiss's defaults (256 per list, 25 iterations) cost O(N^1.5) with nlist = 4*sqrt(N): minutes at
+    100k on one core, hours at 1M. Recall is measured either way, so the cheaper training is honest.
+    """
+
+    class SubsampledIVF(ivf_cls):
+        def make(self, dim: int, vectors: np.ndarray):
+            import faiss
+
+            nlist = max(1, min(int(self.settings.get("nlist", 1)), len(vectors)))
+            self.settings["nlist"] = nlist
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.cp.max_points_per_centroid = points_per_list
+            index.cp.niter = IVF_TRAIN_ITERATIONS
+            index.train(vectors)
+            return self.configure(index)
+
+    return SubsampledIVF
+
+
+IVF_NPROBE = 16  # the retrieval config's default
+IVF_TRAIN_POINTS_PER_LIST = 32
+IVF_TRAIN_ITERATIONS = 10
+HNSW_M = 32
+HNSW_EF_SEARCH = 64
+HNSW_EF_CONSTRUCTION = 40
+
+
+def direct_backends() -> Backends:
+    import faiss
+    import torch
+
+    def flat(vectors: np.ndarray):
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        return lambda q, k: index.search(q, k)[1]
+
+    def torch_topk(vectors: np.ndarray):
+        store = torch.from_numpy(vectors)  # (N, D), shares memory with the array
+
+        def search(queries: np.ndarray, k: int) -> np.ndarray:
+            scores = torch.from_numpy(queries) @ store.T  # (Q, N)
+            return scores.topk(k, dim=1).indices.numpy()
+
+        return search
+
+    def ivf(vectors: np.ndarray):
+        n, dim = vectors.shape
+        nlist = max(1, int(4 * np.sqrt(n)))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        # k-means on <= 32 points per list, 10 iterations: the build is a one-off, recall is measured
+        index.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_LIST
+        index.cp.niter = IVF_TRAIN_ITERATIONS
+        index.train(vectors)
+        index.add(vectors)
+        index.nprobe = IVF_NPROBE
+        return lambda q, k: index.search(q, k)[1]
+
+    def hnsw(vectors: np.ndarray):
+        index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.add(vectors)
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return lambda q, k: index.search(q, k)[1]
+
+    return Backends(
+        source="faiss/torch directly (distillcaps.retrieval.index not importable)",
+        builders={"faiss_flat": flat, "torch_topk": torch_topk, "ivf": ivf, "hnsw": hnsw},
+        params={
+            "ivf_nlist": "4*sqrt(N)",
+            "ivf_nprobe": IVF_NPROBE,
+            "ivf_train_points_per_list": IVF_TRAIN_POINTS_PER_LIST,
+            "ivf_train_iterations": IVF_TRAIN_ITERATIONS,
+            "hnsw_m": HNSW_M,
+            "hnsw_ef_search": HNSW_EF_SEARCH,
+            "hnsw_ef_construction": HNSW_EF_CONSTRUCTION,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One datastore size
+
+
+def bench_size(result: BenchmarkResult, backends: Backends, n: int, args: Any) -> str:
+    rng = np.random.default_rng(args.seed)
+    centres = rng.standard_normal((args.clusters, args.dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = synthetic_unit_vectors(n, args.dim, centres, rng)
+    queries = synthetic_unit_vectors(queries_for(n, args), args.dim, centres, rng)
+    nq = len(queries)
+
+    searches: dict[str, Callable] = {}
+    build_s: dict[str, float] = {}
+    wanted = ["faiss_flat", "torch_topk"] + list(args.approx)
+    for name in wanted:
+        if name not in backends.builders:
+            result.skip(f"{name} at N={n}", f"no such index in {backends.source}")
+            continue
+        if name == "hnsw" and n > args.hnsw_max_size:
+            result.skip(
+                f"hnsw at N={n}",
+                f"build would take ~{n / 1000:.0f} s or more on one core "
+                f"(~1k vectors/s measured at 100k); raise --hnsw-max-size to include it",
+            )
+            continue
+        start = time.perf_counter()
+        searches[name] = backends.builders[name](vectors)
+        build_s[name] = time.perf_counter() - start
+        print(f"N={n}: built {name} in {build_s[name]:.1f} s", flush=True)
+
+    exact_ids = searches["faiss_flat"](queries, args.k)
+    cases = {}
+    for name, search in searches.items():
+        ids = search(queries, args.k)
+        cases[name] = Case(
+            name=f"{name}@{n}",
+            unit="queries",
+            items_per_repetition=nq,
+            params={"index": name, "datastore_size": n, "queries": nq, "k": args.k},
+            extra={"build_s": round(build_s[name], 3), f"recall_at_{args.k}": recall_at_k(ids, exact_ids)},
+        )
+    measure_alternating(
+        [(cases[name], (lambda s=search: s(queries, args.k))) for name, search in searches.items()],
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
+    for case in cases.values():
+        result.add(case)
+    flat = cases["faiss_flat"]
+    for name, case in cases.items():
+        if name != "faiss_flat":
+            result.ratios.append(paired_ratio(f"{name} / faiss_flat @{n} (queries/s)", case, flat))
+    choice = choose_default(cases, args.k)
+    result.findings.append(choice[1])
+    del searches, vectors
+    return choice[0]
+
+
+def recall_at_k(ids: np.ndarray, exact_ids: np.ndarray) -> float:
+    """Mean over queries of |found ∩ exact| / k (order ignored)."""
+    hits = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(ids, exact_ids)]
+    return round(float(np.mean(hits)) / exact_ids.shape[1], 4)
+
+
+def choose_default(cases: dict[str, Case], k: int, min_recall: float = 0.95) -> tuple[str, str]:
+    """Fastest index whose recall@k is at least ``min_recall``: the default these numbers support."""
+    key = f"recall_at_{k}"
+    fine = {name: c for name, c in cases.items() if c.extra[key] >= min_recall}
+    best = max(fine, key=lambda name: fine[name].median_rate)
+    n = next(iter(cases.values())).params["datastore_size"]
+    summary = ", ".join(
+        f"{name} {c.median_rate:.0f} q/s (recall {c.extra[key]:.3f})" for name, c in cases.items()
+    )
+    return best, f"N={n}: fastest with recall@{k} >= {min_recall} is {best} ({summary})"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The harness: alternating measurement, paired ratios, percentiles and the JSON validator."""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import BenchmarkResult, Case, measure_alternating, paired_ratio, percentile, validate_result
+
+
+def test_alternating_order_reverses_each_repetition():
+    calls = []
+    a, b = Case("a", "items", 10), Case("b", "items", 10)
+    measure_alternating([(a, lambda: calls.append("a")), (b, lambda: calls.append("b"))], repeats=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then AB BA AB
+    assert len(a.repetitions_s) == len(b.repetitions_s) == 3
+    assert len(a.cpu_repetitions_s) == 3
+
+
+def test_paired_ratio_is_per_repetition_then_median():
+    fast, slow = Case("fast", "q", 100), Case("slow", "q", 100)
+    fast.repetitions_s, slow.repetitions_s = [1.0, 1.0, 2.0], [2.0, 3.0, 2.0]
+    ratio = paired_ratio("fast/slow", fast, slow)
+    assert ratio["per_repetition"] == [2.0, 3.0, 1.0]
+    assert ratio["median"] == 2.0
+    # different work per repetition is accounted for: rates, not times, are compared
+    half = Case("half", "q", 50)
+    half.repetitions_s = [1.0, 1.0, 1.0]
+    assert (
+        paired_ratio("half/fast", half, Case("x", "q", 100, repetitions_s=[1.0, 1.0, 1.0]))["median"] == 0.5
+    )
+
+
+def test_percentile_interpolates():
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([1, 2, 3, 4, 5], 100) == 5
+    assert abs(percentile(list(range(101)), 99) - 99) < 1e-9
+
+
+def test_result_json_validates_and_validator_catches_problems(tmp_path):
+    args = argparse.Namespace(quick=True, repeats=2, warmup=0, threads=1, output_dir=tmp_path, device="cpu")
+    result = BenchmarkResult("demo", args, settings={"x": 1})
+    a = result.add(Case("a", "items", 4, repetitions_s=[0.5, 0.25], cpu_repetitions_s=[0.5, 0.25]))
+    b = result.add(Case("b", "items", 4, repetitions_s=[1.0, 1.0], cpu_repetitions_s=[1.0, 1.0]))
+    result.ratios.append(paired_ratio("a/b", a, b))
+    data = result.to_dict()
+    assert validate_result(data) == []
+    assert data["machine"]["cpu_count"] >= 1 and data["cases"][0]["median_rate_per_s"] == 12.0
+    data["cases"][1]["repetitions_s"] = [1.0]
+    data["ratios"][0]["denominator"] = "missing"
+    problems = validate_result(data)
+    assert any("expected 2" in p for p in problems) and any("not a case name" in p for p in problems)
