@@ -54,7 +54,10 @@ class LLMConfig:
     num_heads: int = 4
     intermediate_size: int = 256
     vocab_size: int = 1000
+    max_position_embeddings: int = 512  # teacher prompt (3 captions) + audio tokens + caption fit easily
     pretrain_epochs: int = 20
+    pretrain_batch_size: int = 32
+    pretrain_lr: float = 3e-3  # a ~1M-parameter model from scratch tolerates a high rate
     lora_r: int = 8  # paper
     lora_alpha: int = 32  # paper
     lora_dropout: float = 0.1  # paper
@@ -66,7 +69,8 @@ class PromptConfig:
     student: str = "Describe the detail of this audio:<audio>\n---\nDetailed: "
     teacher_prefix: str = "Similar audios sound like:\n\n{captions}\n\n"
     caption_separator: str = "\n\n"
-    max_caption_tokens: int = 40
+    max_caption_tokens: int = 40  # target captions are cut here (eos still appended)
+    audio_placeholder: str = "<audio>"  # where the projected audio tokens go in the student prompt
 
 
 @dataclass
