@@ -34,7 +34,10 @@ def default_train(cfg: Config, **kwargs: Any) -> Any:
     return train(cfg, **kwargs)
 
 
-def default_evaluate(checkpoint: Path, cfg: Config, **kwargs: Any) -> Any:
+def default_evaluate(
+    checkpoint: Path, cfg: Config, *, training_cfg: Config | None = None, **kwargs: Any
+) -> Any:
+    """Interface 8's evaluate; in-domain, so the training config adds nothing."""
     from distillcaps.evaluation import evaluate
 
     return evaluate(checkpoint, cfg, **kwargs)
@@ -188,9 +191,16 @@ def _evaluate_one(
     ok = False
     try:
         cfg = source.load(*training.overrides, *spec.eval_overrides, f"seed={seed}")
+        training_cfg = source.load(*training.overrides, f"seed={seed}")
         out = output_dir / "runs" / _slug(spec.name) / f"seed{seed}"
         result = evaluate_fn(
-            checkpoint, cfg, subset=cfg.data.eval_subset, rag=spec.rag, output_dir=out, run_id=run_id
+            checkpoint,
+            cfg,
+            subset=cfg.data.eval_subset,
+            rag=spec.rag,
+            output_dir=out,
+            run_id=run_id,
+            training_cfg=training_cfg,
         )
         metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
         row.per_seed[seed] = metrics

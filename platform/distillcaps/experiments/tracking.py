@@ -15,28 +15,23 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from distillcaps.config import Config
+from distillcaps.tracking import experiment_id, tracking_uri
 
 PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests children by
 KIND_TAG = "distillcaps.kind"  # "experiment" (parent) | "row" | "trial" | ... (children)
-
-
-def resolve_tracking_uri(cfg: Config) -> str:
-    if cfg.tracking.tracking_uri:  # an explicit URI wins (interface 7's first rule)
-        return cfg.tracking.tracking_uri
-    from distillcaps.tracking import tracking_uri
-
-    return tracking_uri(cfg)
 
 
 class ExperimentTracker:
     """Creates and closes the parent and child runs of one invocation in one MLflow experiment."""
 
     def __init__(self, cfg: Config) -> None:
-        self.uri = resolve_tracking_uri(cfg)
+        self.uri = tracking_uri(cfg)
         self.client = MlflowClient(tracking_uri=self.uri)
-        name = cfg.tracking.experiment
-        found = self.client.get_experiment_by_name(name)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+        self.experiment_id = experiment_id(cfg)  # created with artifacts beside the store
+
+    @staticmethod
+    def uri_of(cfg: Config) -> str:
+        return tracking_uri(cfg)
 
     def start_parent(self, script: str, run_name: str, tags: Mapping[str, str] | None = None) -> str:
         run = self.client.create_run(

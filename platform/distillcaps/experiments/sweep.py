@@ -1,0 +1,276 @@
+"""Ray Tune sweep over KL temperature, top-k, LoRA rank and learning rate; the winner is registered.
+
+Train V2 idiom (Ray 2.60): each Tune trial runs a function that builds and fits a ``TorchTrainer``
+through ``distillcaps.training.train`` with ``TuneReportCallback``, which forwards every epoch's
+``ray.train.report`` to Tune, so ASHA can stop weak trials early. ``Tuner(trainer)`` is not used
+(it fails in Train V2). ``ray.tune.RunConfig`` (the sweep) and ``ray.train.RunConfig`` (inside
+``train``) are different classes.
+
+Resources: a trial's function holds 1 CPU; its Train worker asks for ``train.cpus_per_worker`` (0.5 by
+default here) so a trial fits 2 cores, and ``max_concurrent_trials`` bounds how many run at once. On
+a GPU cluster set ``train.use_gpu=true`` and raise ``--max-concurrent``.
+
+MLflow: the sweep is the parent run; each trial's training run is a child (tagged trial_id and its
+hyper-parameters). The best trial's student checkpoint is logged as artifacts of its run and
+registered as ``distillcaps-student`` with alias ``champion`` (see docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from distillcaps.config import Config
+from distillcaps.experiments.cli_args import config_source, data_notes, output_dir, parse_seeds
+from distillcaps.experiments.outputs import finish_experiment
+from distillcaps.experiments.results import ExperimentResults, RowResult, RunFailure
+from distillcaps.experiments.runner import ConfigSource, one_line
+from distillcaps.experiments.tracking import KIND_TAG, ExperimentTracker
+from distillcaps.registry import Registry
+
+SCRIPT = "sweep"
+MODEL_NAME = "distillcaps-student"
+ALIAS = "champion"
+
+SEARCH_SPACES: Registry[Callable[[], dict[str, Any]]] = Registry("sweep search space")
+SEARCH_ALGORITHMS: Registry[Callable[..., Any]] = Registry("sweep search algorithm")
+
+
+@SEARCH_SPACES.register("default")
+def default_space() -> dict[str, Any]:
+    """Dotted config key -> Tune domain. The paper fixes T=1, k=3, r=8, lr=5e-6 (7B LLM)."""
+    from ray import tune
+
+    return {
+        "train.temperature": tune.choice([0.5, 1.0, 2.0, 4.0]),
+        "retrieval.top_k": tune.choice([1, 3, 5]),
+        "model.llm.lora_r": tune.choice([4, 8, 16]),
+        "train.lr": tune.loguniform(2e-4, 3e-3),
+    }
+
+
+@SEARCH_ALGORITHMS.register("random")
+def random_search(seed: int, **_: Any) -> Any:
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=seed)
+
+
+@SEARCH_ALGORITHMS.register("optuna")
+def optuna_search(seed: int, metric: str, mode: str) -> Any:
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as err:  # optuna is not a dependency of the project
+        raise ValueError(f"--search-alg optuna needs the optuna package ({err})") from None
+    return OptunaSearch(metric=metric, mode=mode, seed=seed)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-samples", type=int, default=None, help="trials (default 12; --quick 4)")
+    parser.add_argument("--max-concurrent", type=int, default=1, help="trials at once (2 cores: 1)")
+    parser.add_argument("--search-alg", default="random", choices=SEARCH_ALGORITHMS.names())
+    parser.add_argument("--space", default="default", choices=SEARCH_SPACES.names())
+    parser.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial can stop")
+    parser.add_argument("--no-register", action="store_true", help="do not register the best checkpoint")
+
+
+def absolute_overrides(cfg: Config) -> list[str]:
+    """Trials run in Ray actors whose working directory is not ours: pin every relative path."""
+    uri = ExperimentTracker.uri_of(cfg)
+    out = [
+        f"run_dir={json.dumps(str(Path(cfg.run_dir).resolve()))}",
+        f"tracking.tracking_uri={json.dumps(uri)}",
+    ]
+    out.append(f"data.data_root={json.dumps(str(Path(cfg.data.data_root).resolve()))}")
+    if cfg.data.dataset_dir:
+        out.append(f"data.dataset_dir={json.dumps(str(Path(cfg.data.dataset_dir).resolve()))}")
+    if cfg.data.cache_dir:
+        out.append(f"data.cache_dir={json.dumps(str(Path(cfg.data.cache_dir).resolve()))}")
+    return out
+
+
+def trial_overrides(params: dict[str, Any]) -> list[str]:
+    return [f"{key}={json.dumps(value)}" for key, value in sorted(params.items())]
+
+
+def make_trainable(
+    source: ConfigSource, parent_run_id: str, seed: int, metric: str
+) -> Callable[[dict], None]:
+    """The Tune trainable: one call = one trial = one ``train`` (a TorchTrainer fit) reporting to Tune."""
+
+    def trial(params: dict[str, Any]) -> None:
+        from ray import tune
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        from distillcaps.training import train
+
+        trial_id = tune.get_context().get_trial_id()
+        cfg = source.load(*trial_overrides(params), f"seed={seed}")
+        result = train(
+            cfg,
+            run_name=f"{SCRIPT}/trial_{trial_id}",
+            parent_run_id=parent_run_id,
+            tags={
+                KIND_TAG: "trial",
+                "script": SCRIPT,
+                "trial_id": trial_id,
+                "seed": str(seed),
+                **{f"hp.{k}": str(v) for k, v in params.items()},
+            },  # fmt: skip
+            callbacks=[TuneReportCallback()],
+        )
+        best = min((h[metric] for h in result.history if metric in h), default=None)
+        # One last report carrying where the trial's best student is; ASHA sees the same metric.
+        tune.report(
+            {
+                metric: best if best is not None else float("inf"),
+                "mlflow_run_id": result.run_id,
+                "best_checkpoint": str(result.best_checkpoint),
+                "done": True,
+            }
+        )
+
+    return trial
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    source = config_source(args)
+    cfg = source.load()
+    seed = parse_seeds(args.seeds, args.quick)[0]
+    num_samples = args.num_samples or (4 if args.quick else 12)
+    metric, mode = cfg.train.checkpoint_metric, "min"
+    out = output_dir(args, SCRIPT, cfg)
+    # Trials: one worker with half a CPU unless the user said otherwise (the trial itself holds 1).
+    user_keys = {o.split("=", 1)[0] for o in args.overrides}
+    trial_defaults = [] if "train.cpus_per_worker" in user_keys else ["train.cpus_per_worker=0.5"]
+    source = ConfigSource(source.path, [*source.overrides, *trial_defaults, *absolute_overrides(cfg)])
+    cfg = source.load()
+
+    tracker = ExperimentTracker(cfg)
+    parent_id = tracker.start_parent(SCRIPT, run_name=f"{SCRIPT} {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    space = SEARCH_SPACES.get(args.space)()
+    tracker.log_params(
+        parent_id, {"num_samples": num_samples, "search_alg": args.search_alg, "metric": metric}
+    )
+    tracker.log_params(parent_id, {f"space.{k}": repr(v) for k, v in space.items()})
+    results = ExperimentResults(
+        script=SCRIPT,
+        title=f"Ray Tune sweep: {', '.join(space)} (ASHA on {metric})",
+        seeds=[seed],
+        metrics=[metric],
+        notes=[
+            *data_notes(cfg),
+            f"{num_samples} trials, search '{args.search_alg}', ASHA, lower {metric} is better.",
+        ],
+        parent_run_id=parent_id,
+        scale=1.0,
+        unit=metric,
+    )
+    try:
+        if not ray.is_initialized():
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                object_store_memory=cfg.retrieval.ray_object_store_mb * 1024 * 1024,
+                log_to_driver=True,
+            )
+        tuner = tune.Tuner(
+            make_trainable(source, parent_id, seed, metric),
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric=metric,
+                mode=mode,
+                scheduler=ASHAScheduler(max_t=max(cfg.train.epochs + 1, 2), grace_period=args.grace_period),
+                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(seed=seed, metric=metric, mode=mode),
+                num_samples=num_samples,
+                max_concurrent_trials=args.max_concurrent,
+            ),
+            run_config=tune.RunConfig(name=f"{SCRIPT}-{parent_id[:8]}", storage_path=str(out / "ray")),
+        )
+        grid = tuner.fit()
+        collect_trials(grid, results, metric)
+        best = grid.get_best_result(metric=metric, mode=mode, scope="all")
+        summarize_best(best, results, metric, tracker, parent_id, cfg, register=not args.no_register)
+    except Exception as err:
+        import traceback
+
+        traceback.print_exc()
+        results.failures.append(RunFailure("sweep", SCRIPT, seed, one_line(err)))
+    finish_experiment(results, out, tracker, parent_id)
+    return 0 if results.ok else 1
+
+
+def collect_trials(grid: Any, results: ExperimentResults, metric: str) -> None:
+    for trial in grid:
+        trial_id = (
+            trial.metrics.get("trial_id", Path(trial.path).name) if trial.metrics else Path(trial.path).name
+        )
+        params = trial.config or {}
+        row = RowResult(f"trial_{trial_id}", {k: _fmt(v) for k, v in sorted(params.items())})
+        frame = trial.metrics_dataframe
+        values = [] if frame is None or metric not in frame else [v for v in frame[metric].tolist() if v == v]
+        if values:
+            row.per_seed[results.seeds[0]] = {metric: float(min(values))}
+        if trial.metrics and trial.metrics.get("mlflow_run_id"):
+            row.run_ids[results.seeds[0]] = trial.metrics["mlflow_run_id"]
+        results.rows.append(row)
+        if trial.error:
+            results.failures.append(RunFailure("trial", row.name, results.seeds[0], one_line(trial.error)))
+    results.extra["trials"] = len(results.rows)
+
+
+def summarize_best(
+    best: Any,
+    results: ExperimentResults,
+    metric: str,
+    tracker: ExperimentTracker,
+    parent_id: str,
+    cfg: Config,
+    *,
+    register: bool,
+) -> None:
+    checkpoint = (best.metrics or {}).get("best_checkpoint")
+    run_id = (best.metrics or {}).get("mlflow_run_id")
+    results.extra["best_config"] = json.dumps(best.config, sort_keys=True)
+    results.extra["best_" + metric] = float(best.metrics.get(metric, float("nan")))
+    tracker.log_params(parent_id, {f"best.{k}": v for k, v in best.config.items()})
+    if not checkpoint or not run_id:
+        raise RuntimeError("the best trial did not finish (no checkpoint reported); nothing to register")
+    results.extra["best_run_id"] = run_id
+    results.extra["best_checkpoint"] = checkpoint
+    if register:
+        version = register_champion(Path(checkpoint), run_id, cfg)
+        results.extra["registered"] = f"models:/{MODEL_NAME}@{ALIAS} (version {version})"
+        tracker.client.set_tag(parent_id, "registered_version", version)
+        tracker.client.set_tag(run_id, "champion", "true")
+
+
+def register_champion(checkpoint: Path, run_id: str, cfg: Config) -> str:
+    """Upload the checkpoint dir as artifacts of the trial's run and point the champion alias at it.
+
+    The artifact layout (``checkpoint/`` holding config.json + safetensors + tokenizer) is the one
+    the serving side resolves (distillcaps.serving.model_store).
+    """
+    from distillcaps.serving.model_store import register_checkpoint
+
+    return register_checkpoint(
+        checkpoint,
+        name=MODEL_NAME,
+        alias=ALIAS,
+        tracking_uri=ExperimentTracker.uri_of(cfg),
+        experiment=cfg.tracking.experiment,
+        run_id=run_id,
+    )
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

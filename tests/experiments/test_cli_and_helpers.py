@@ -1,0 +1,69 @@
+"""Argument handling shared by the scripts, the timing protocol and the sweep's config plumbing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distillcaps.config import ConfigError
+from distillcaps.experiments.cli_args import config_source, experiment_arg_parser, parse_seeds
+from distillcaps.experiments.inference_time import SIDES, alternating_order, time_sides
+
+
+def parse(*argv: str):
+    return experiment_arg_parser("x.py", "x").parse_args(list(argv))
+
+
+def test_quick_layers_the_quick_config_under_user_overrides(tmp_path: Path) -> None:
+    args = parse("--quick", "--dataset-dir", str(tmp_path), "--dataset-format", "jsonl", "train.epochs=1")
+    cfg = config_source(args).load()
+    assert (cfg.data.synth.num_train, cfg.data.synth.num_val, cfg.data.synth.num_eval) == (48, 16, 16)
+    assert cfg.train.epochs == 1  # the user's override wins over quick.yaml's 2
+    assert cfg.data.dataset_dir == str(tmp_path.resolve()) and cfg.data.dataset_format == "jsonl"
+    assert parse_seeds(args.seeds, args.quick) == [0]
+    assert config_source(parse()).load().data.synth.num_train == 600  # default: the tiny preset
+
+
+def test_seeds_and_bad_overrides_are_named() -> None:
+    assert parse_seeds(None, quick=False) == [0, 1, 2]
+    assert parse_seeds("3,5", quick=True) == [3, 5]
+    with pytest.raises(ValueError, match="--seeds 'a,b'"):
+        parse_seeds("a,b", quick=False)
+    with pytest.raises(ValueError, match="each once"):
+        parse_seeds("1,1", quick=False)
+    with pytest.raises(ConfigError, match="train.epoch"):
+        config_source(parse("train.epoch=3"))
+
+
+def test_timing_alternates_sides_and_warms_up_untimed() -> None:
+    assert alternating_order(3) == [
+        (0, SIDES[0]), (0, SIDES[1]), (1, SIDES[1]), (1, SIDES[0]), (2, SIDES[0]), (2, SIDES[1]),
+    ]  # fmt: skip
+    calls: list[str] = []
+    now = [0.0]
+
+    def caption(side: str) -> list[str]:
+        calls.append(side)
+        now[0] += 3.0 if side == "with_retrieval" else 1.0  # a fake clock: retrieval costs 3x
+        return []
+
+    seconds = time_sides(caption, repeats=2, clock=lambda: now[0])
+    assert calls[:2] == list(SIDES)  # warm-up once per side, not timed
+    assert len(calls) == 6
+    assert seconds == {"without_retrieval": [1.0, 1.0], "with_retrieval": [3.0, 3.0]}
+
+
+def test_sweep_space_and_trial_overrides(tmp_path: Path) -> None:
+    from distillcaps.experiments.sweep import SEARCH_SPACES, absolute_overrides, trial_overrides
+
+    space = SEARCH_SPACES.get("default")()
+    assert set(space) == {"train.temperature", "retrieval.top_k", "model.llm.lora_r", "train.lr"}
+    args = parse(f"run_dir={tmp_path / 'r'}", f"tracking.tracking_uri=sqlite:///{tmp_path / 'm.db'}")
+    source = config_source(args)
+    params = {"train.temperature": 2.0, "retrieval.top_k": 5, "model.llm.lora_r": 4, "train.lr": 1e-3}
+    cfg = source.load(*absolute_overrides(source.load()), *trial_overrides(params))
+    assert (cfg.train.temperature, cfg.retrieval.top_k, cfg.model.llm.lora_r) == (2.0, 5, 4)
+    assert cfg.train.lr == pytest.approx(1e-3)
+    assert Path(cfg.data.data_root).is_absolute() and Path(cfg.run_dir).is_absolute()
+    assert cfg.tracking.tracking_uri == f"sqlite:///{tmp_path / 'm.db'}"
