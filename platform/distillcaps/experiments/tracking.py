@@ -8,16 +8,19 @@ parent never sits "active" in this process while ``distillcaps.training.train`` 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from distillcaps.config import Config
 from distillcaps.tracking import experiment_id, tracking_uri
 
 PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests children by
+BATCH = 100  # MLflow's per-request limit for params
 KIND_TAG = "distillcaps.kind"  # "experiment" (parent) | "row" | "trial" | ... (children)
 
 
@@ -49,14 +52,20 @@ class ExperimentTracker:
         )
         return run.info.run_id
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], prefix: str = "") -> None:
-        for key, value in metrics.items():
-            if value is not None:
-                self.client.log_metric(run_id, _safe_key(prefix + key), float(value))
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], prefix: str = "") -> None:
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(_safe_key(prefix + key), float(value), now, 0)
+            for key, value in metrics.items()
+            if value is not None
+        ]
+        for start in range(0, len(batch), BATCH):  # one transaction per batch, not per metric
+            self.client.log_batch(run_id, metrics=batch[start : start + BATCH])
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        for key, value in params.items():
-            self.client.log_param(run_id, _safe_key(key), str(value)[:6000])
+        batch = [Param(_safe_key(key), str(value)[:6000]) for key, value in params.items()]
+        for start in range(0, len(batch), BATCH):
+            self.client.log_batch(run_id, params=batch[start : start + BATCH])
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
