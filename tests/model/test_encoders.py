@@ -181,3 +181,10 @@ def test_build_tiny_from_tiny_clap_and_dim_check(tmp_path, monkeypatch):
     assert isinstance(enc, TinyAudioEncoder) and enc.frozen
     with pytest.raises(ValueError, match="model.encoder.dim=128"):
         build_audio_encoder(make_cfg("tiny", str(tmp_path / "clap" / "audio_encoder"), dim=128))
+
+
+def test_bfloat16_encoder_keeps_a_float32_front_end():
+    enc = tiny().to(torch.bfloat16)
+    out = enc(torch.randn(2, SR), torch.tensor([SR, SR // 2]))
+    assert out.tokens.dtype == torch.bfloat16 and torch.isfinite(out.tokens.float()).all()
+    assert enc.front_end[0].mel_scale.fb.dtype == torch.float32

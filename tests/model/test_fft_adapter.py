@@ -137,3 +137,10 @@ def test_build_from_config():
     with pytest.raises(AttributeError):
         _ = adapter.linear
     assert build_fft_adapter(AdapterConfig(), dim=16).linear.weight.shape == (16, 16)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bfloat16(variant):
+    adapter = GridFFTAdapter(8, variant).to(torch.bfloat16)
+    out = adapter(torch.randn(2, 12, 8, dtype=torch.bfloat16), (4, 3))
+    assert out.dtype == torch.bfloat16

@@ -111,7 +111,7 @@ class SpectralFilter(nn.Module):
 
     def response(self, num_rfft_bins: int) -> Tensor:
         """Complex weights (num_rfft_bins, D), interpolated over DC..Nyquist."""
-        w = self.weight.permute(1, 2, 0)  # (D, 2, num_bins)
+        w = fft_ready(self.weight).permute(1, 2, 0)  # (D, 2, num_bins)
         if w.shape[-1] != num_rfft_bins:
             if w.shape[-1] == 1 or num_rfft_bins == 1:
                 w = w[..., :1].expand(-1, -1, num_rfft_bins)

@@ -46,6 +46,8 @@ class LogMelFrontEnd(nn.Sequential):
         self.hop_length = hop_length
 
     def forward(self, waveform: Tensor) -> Tensor:  # (B, S) -> (B, 1, n_mels, frames)
+        if self[0].mel_scale.fb.dtype != torch.float32:  # a model-wide .to(bfloat16) reached the
+            self.float()  # filterbank/window buffers: the front end always computes in float32
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             mel = self[0](waveform.float()).unsqueeze(1)
             # (B, 1, F, T): AmplitudeToDB packs dim 1 as channels, so the floor is per clip
@@ -149,7 +151,8 @@ class PatchTransformerEncoder(AudioEncoder):
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be (batch, samples), got shape {tuple(waveform.shape)}")
         lengths = full_lengths(waveform, lengths)
-        spec = self.init_bn(self.front_end(waveform))  # (B, 1, F, frames)
+        spec = self.front_end(waveform).to(self.patch_embed.proj.weight.dtype)  # (B, 1, F, frames)
+        spec = self.init_bn(spec)
         valid_frames = self.front_end.num_frames(lengths)  # (B,)
         return self.encode_spectrogram(spec, valid_frames)
 
