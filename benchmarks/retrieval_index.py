@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BenchmarkResult, Case, base_parser, measure_alternating, paired_ratio, set_threads  # noqa: E402
 
 DIM = 512
-QUERIES_PER_SIZE = {10_000: 1000, 100_000: 500, 1_000_000: 100}  # keeps one repetition near a second
-QUICK_QUERIES_PER_SIZE = {10_000: 500, 100_000: 200}
+# Queries per repetition (rounded up to whole batches): about a second of faiss flat search at batch 1.
+QUERY_TARGET = {10_000: 256, 100_000: 64, 1_000_000: 16}
 # HNSW builds at ~1k vectors/s on one loaded core here (95 s at 100k): it is skipped above this size.
 HNSW_MAX_SIZE = {"quick": 10_000, "full": 100_000}
 
@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", help="datastore sizes (default 10k 100k 1M)")
     parser.add_argument("--queries", type=int, default=0, help="queries per repetition (0: per-size default)")
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[1, 64, 512],
+        help="queries per search call: 1 online, 64 the retrieval batch, 512 bulk",
+    )
     parser.add_argument("--dim", type=int, default=DIM)
     parser.add_argument("--k", type=int, default=10, help="neighbours per query; recall@k is measured")
     parser.add_argument("--clusters", type=int, default=1000, help="cluster centres of the synthetic data")
@@ -72,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": sizes,
             "dim": args.dim,
             "k": args.k,
-            "queries_per_repetition": {str(n): queries_for(n, args) for n in sizes},
+            "query_batch_sizes": args.batch_sizes,
+            "queries_per_repetition": {
+                f"{n}/b{b}": queries_for(n, b, args) for n in sizes for b in args.batch_sizes
+            },
             "data": f"unit vectors around {args.clusters} random centres (noise 0.6/sqrt(dim) per axis)",
             "approx": args.approx,
             "hnsw_max_size": args.hnsw_max_size,
@@ -91,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def queries_for(n: int, args: Any) -> int:
-    if args.queries:
-        return args.queries
-    table = QUICK_QUERIES_PER_SIZE if args.quick else QUERIES_PER_SIZE
-    return table.get(n, max(100, min(1000, 10**8 // max(n, 1))))
+def queries_for(n: int, batch: int, args: Any) -> int:
+    """Queries per repetition: a whole number of batches, about a second of exact search each."""
+    target = args.queries or QUERY_TARGET.get(n, max(16, 2_560_000 // max(n, 1)))
+    calls = max(1, -(-target // batch))
+    return calls * batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,13 +266,14 @@ def direct_backends() -> Backends:
 # One datastore size
 
 
-def bench_size(result: BenchmarkResult, backends: Backends, n: int, args: Any) -> str:
+def bench_size(result: BenchmarkResult, backends: Backends, n: int, args: Any) -> dict[str, str]:
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((args.clusters, args.dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     vectors = synthetic_unit_vectors(n, args.dim, centres, rng)
-    queries = synthetic_unit_vectors(queries_for(n, args), args.dim, centres, rng)
-    nq = len(queries)
+    query_sets = {
+        b: synthetic_unit_vectors(queries_for(n, b, args), args.dim, centres, rng) for b in args.batch_sizes
+    }
 
     searches: dict[str, Callable] = {}
     build_s: dict[str, float] = {}
@@ -283,32 +294,62 @@ def bench_size(result: BenchmarkResult, backends: Backends, n: int, args: Any) -
         build_s[name] = time.perf_counter() - start
         print(f"N={n}: built {name} in {build_s[name]:.1f} s", flush=True)
 
-    exact_ids = searches["faiss_flat"](queries, args.k)
-    cases = {}
-    for name, search in searches.items():
-        ids = search(queries, args.k)
-        cases[name] = Case(
-            name=f"{name}@{n}",
-            unit="queries",
-            items_per_repetition=nq,
-            params={"index": name, "datastore_size": n, "queries": nq, "k": args.k},
-            extra={"build_s": round(build_s[name], 3), f"recall_at_{args.k}": recall_at_k(ids, exact_ids)},
+    # Recall on the largest query set, against exact faiss.
+    recall_queries = query_sets[max(args.batch_sizes)]
+    exact_ids = searches["faiss_flat"](recall_queries, args.k)
+    recall = {
+        name: recall_at_k(search(recall_queries, args.k), exact_ids) for name, search in searches.items()
+    }
+
+    defaults = {}
+    for batch, queries in query_sets.items():
+        cases = {
+            name: Case(
+                name=f"{name}@{n}/b{batch}",
+                unit="queries",
+                items_per_repetition=len(queries),
+                params={
+                    "index": name,
+                    "datastore_size": n,
+                    "query_batch": batch,
+                    "queries": len(queries),
+                    "k": args.k,
+                },
+                extra={"build_s": round(build_s[name], 3), f"recall_at_{args.k}": recall[name]},
+            )
+            for name in searches
+        }
+        measure_alternating(
+            [
+                (cases[name], batched_search(search, queries, batch, args.k))
+                for name, search in searches.items()
+            ],
+            repeats=args.repeats,
+            warmup=args.warmup,
         )
-    measure_alternating(
-        [(cases[name], (lambda s=search: s(queries, args.k))) for name, search in searches.items()],
-        repeats=args.repeats,
-        warmup=args.warmup,
-    )
-    for case in cases.values():
-        result.add(case)
-    flat = cases["faiss_flat"]
-    for name, case in cases.items():
-        if name != "faiss_flat":
-            result.ratios.append(paired_ratio(f"{name} / faiss_flat @{n} (queries/s)", case, flat))
-    choice = choose_default(cases, args.k)
-    result.findings.append(choice[1])
+        for case in cases.values():
+            result.add(case)
+        flat = cases["faiss_flat"]
+        for name, case in cases.items():
+            if name != "faiss_flat":
+                result.ratios.append(
+                    paired_ratio(f"{name} / faiss_flat @{n} batch {batch} (q/s)", case, flat)
+                )
+        best, finding = choose_default(cases, args.k)
+        defaults[f"batch_{batch}"] = best
+        result.findings.append(finding)
     del searches, vectors
-    return choice[0]
+    return defaults
+
+
+def batched_search(search: Callable, queries: np.ndarray, batch: int, k: int) -> Callable[[], None]:
+    """One repetition: all queries, ``batch`` per call (1 = online serving, 64 = the retrieval batch)."""
+
+    def run() -> None:
+        for start in range(0, len(queries), batch):
+            search(queries[start : start + batch], k)
+
+    return run
 
 
 def recall_at_k(ids: np.ndarray, exact_ids: np.ndarray) -> float:
@@ -322,11 +363,15 @@ def choose_default(cases: dict[str, Case], k: int, min_recall: float = 0.95) -> 
     key = f"recall_at_{k}"
     fine = {name: c for name, c in cases.items() if c.extra[key] >= min_recall}
     best = max(fine, key=lambda name: fine[name].median_rate)
-    n = next(iter(cases.values())).params["datastore_size"]
+    params = next(iter(cases.values())).params
+    n, batch = params["datastore_size"], params["query_batch"]
     summary = ", ".join(
         f"{name} {c.median_rate:.0f} q/s (recall {c.extra[key]:.3f})" for name, c in cases.items()
     )
-    return best, f"N={n}: fastest with recall@{k} >= {min_recall} is {best} ({summary})"
+    return (
+        best,
+        f"N={n}, {batch} queries per call: fastest with recall@{k} >= {min_recall} is {best} ({summary})",
+    )
 
 
 if __name__ == "__main__":
