@@ -18,6 +18,7 @@ def add_commands(subparsers) -> None:
     synth.add_argument("--num-eval", type=int, default=150)
     synth.add_argument("--domain", default="outdoor", help="outdoor (default) or indoor (shifted domain)")
     synth.add_argument("--clip-seconds", type=float, default=5.0)
+    synth.add_argument("--workers", type=int, default=1, help="render in this many processes (same output)")
     synth.set_defaults(func=run_synth)
 
     info = commands.add_parser("info", help="subsets, clip and caption counts of the configured data set")
@@ -46,7 +47,7 @@ def run_synth(args: argparse.Namespace) -> int:
         clip_seconds=args.clip_seconds,
     )
     start = time.perf_counter()
-    out = write_synthetic_dataset(args.out_dir, settings)
+    out = write_synthetic_dataset(args.out_dir, settings, workers=args.workers)
     total = args.num_train + args.num_val + args.num_eval
     seconds = time.perf_counter() - start
     print(f"wrote {total} clips ({args.domain}, seed {args.seed}) to {out} in {seconds:.1f} s")

@@ -23,33 +23,34 @@ from distillcaps.data.synth.vocabulary import (
 MIN_WORDS, MAX_WORDS = 5, 20
 CAPTIONS_PER_CLIP = 5
 
+# (template, is a full clause): "{BC} in the background, and {core}" needs a clause as core.
 SINGLE = [
-    "{C}",
-    "{G} can be heard",
-    "the sound of {G}",
-    "{G}",
-    "you can hear {G}",
+    ("{C}", True),
+    ("{G} can be heard", True),
+    ("the sound of {G}", False),
+    ("{G}", False),
+    ("you can hear {G}", True),
 ]
 SEQUENCE = [
-    "{C1}, followed by {G2}",
-    "{G1} followed by {G2}",
-    "{C1} and then {C2}",
-    "first {C1}, then {C2}",
-    "{C1} before {C2}",
-    "after {C1}, {C2}",
+    ("{C1}, followed by {G2}", True),
+    ("{G1} followed by {G2}", False),
+    ("{C1} and then {C2}", True),
+    ("first {C1}, then {C2}", True),
+    ("{C1} before {C2}", True),
+    ("after {C1}, {C2}", True),
 ]
 OVERLAP = [
-    "{C1} while {C2}",
-    "{G1} and {G2} at the same time",
-    "{C1} as {C2}",
-    "{C1} and {C2} simultaneously",
-    "while {C1}, {C2}",
+    ("{C1} while {C2}", True),
+    ("{G1} and {G2} at the same time", False),
+    ("{C1} as {C2}", True),
+    ("{C1} and {C2} simultaneously", True),
+    ("while {C1}, {C2}", True),
 ]
 WITH_BACKGROUND = [
-    "{core} with {B} in the background",
-    "{core}, with {B} in the background",
-    "{core} against a background of {B}",
-    "{BC} in the background, and {core}",
+    ("{core} with {B} in the background", False),
+    ("{core}, with {B} in the background", False),
+    ("{core} against a background of {B}", False),
+    ("{BC} in the background, and {core}", True),
 ]
 
 
@@ -69,9 +70,11 @@ class CaptionWriter:
         raise RuntimeError(f"could not word {k} distinct captions for scene {scene.to_json()}")
 
     def caption(self, scene: Scene) -> str:
-        core = self.core(scene)
+        core, is_clause = self.core(scene)
         if scene.background is not None:
-            template = self.pick(WITH_BACKGROUND)
+            template, needs_clause = self.pick(WITH_BACKGROUND)
+            while needs_clause and not is_clause:
+                template, needs_clause = self.pick(WITH_BACKGROUND)
             subject, verb, _ = self.pick(PHRASINGS[scene.background.label])
             core = template.format(core=core, B=self.pick(BACKGROUND_NOUNS[scene.background.label]),
                                    BC=f"{subject} {verb}")  # fmt: skip
@@ -79,16 +82,18 @@ class CaptionWriter:
             core = f"{core} {self.pick(self.domain.places)}"
         return core[0].upper() + core[1:] + "."
 
-    def core(self, scene: Scene) -> str:
+    def core(self, scene: Scene) -> tuple[str, bool]:
+        """The foreground part of a caption, and whether it is a full clause."""
         if scene.relation == "single":
             (event,) = scene.foreground
             clause, gerund = self.phrase(event)
-            return self.pick(SINGLE).format(C=clause, G=gerund)
+            template, is_clause = self.pick(SINGLE)
+            return template.format(C=clause, G=gerund), is_clause
         (first, second) = scene.foreground
         c1, g1 = self.phrase(first)
         c2, g2 = self.phrase(second)
-        templates = SEQUENCE if scene.relation == "sequence" else OVERLAP
-        return self.pick(templates).format(C1=c1, G1=g1, C2=c2, G2=g2)
+        template, is_clause = self.pick(SEQUENCE if scene.relation == "sequence" else OVERLAP)
+        return template.format(C1=c1, G1=g1, C2=c2, G2=g2), is_clause
 
     def phrase(self, event: SceneEvent) -> tuple[str, str]:
         """('a dog barks loudly twice', 'a dog barking loudly twice') for one event."""
