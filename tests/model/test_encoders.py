@@ -155,6 +155,26 @@ def test_ced_strict_loading_names_bad_keys(tmp_path):
         CEDEncoder.from_checkpoint(path, num_heads=1)
 
 
+class NotATensor:
+    pass
+
+
+def test_ced_refuses_to_unpickle_objects(tmp_path):
+    ced, path = ced_standin(tmp_path)
+    torch.save({"model": ced.state_dict(), "extra": NotATensor()}, path)
+    with pytest.raises(ValueError, match="weights_only"):
+        CEDEncoder.from_checkpoint(path)
+
+
+def test_ced_loads_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    ced, _ = ced_standin(tmp_path)
+    save_file({k: v.contiguous() for k, v in ced.state_dict().items()}, str(tmp_path / "ced.safetensors"))
+    loaded = CEDEncoder.from_checkpoint(tmp_path / "ced.safetensors", num_heads=1)
+    assert torch.equal(loaded.blocks[1].attn.qkv.weight, ced.blocks[1].attn.qkv.weight)
+
+
 def make_cfg(name: str, checkpoint: str, dim: int = 32) -> Config:
     cfg = Config()
     cfg.model.encoder.name = name

@@ -11,6 +11,7 @@ width, depth, mel bins, patch size and class count from the tensors and sets hea
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
@@ -69,7 +70,13 @@ def read_ced_state_dict(path: str | Path) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
         raw = load_file(str(path))
     else:
-        raw = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+        except (pickle.UnpicklingError, RuntimeError) as err:
+            raise ValueError(
+                f"{path}: cannot be read as a plain state dict with torch.load(weights_only=True) "
+                f"(it holds Python objects beyond tensors; re-save just the state dict): {err}"
+            ) from err
     if isinstance(raw, dict) and isinstance(raw.get("model"), dict):  # CED's training dumps wrap it
         raw = raw["model"]
     if not isinstance(raw, dict) or not all(isinstance(v, Tensor) for v in raw.values()):
