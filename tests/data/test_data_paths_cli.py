@@ -52,6 +52,14 @@ def test_concurrent_generation_is_safe(tmp_path):
     assert len(read_records(results[0], "clotho", "val")) == 1
 
 
+def test_unwritable_cache_dir_names_the_setting(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="set data.cache_dir to a writable folder"):
+        cache_dir_for(
+            load_config(None, [f"data.dataset_dir={tmp_path}", f"data.cache_dir={tmp_path}/file/sub"])
+        )
+
+
 def test_user_dataset_dir_is_returned_or_named_when_missing(tmp_path):
     assert resolve_dataset_dir(load_config(None, [f"data.dataset_dir={tmp_path}"])) == tmp_path
     with pytest.raises(FileNotFoundError, match="data.dataset_dir does not exist: .*nope"):

@@ -83,5 +83,10 @@ def ensure_synthetic_dataset(data_root: Path, settings: SynthSettings) -> Path:
 def cache_dir_for(cfg: Config) -> Path:
     """cfg.data.cache_dir, or ``<dataset_dir>/.distillcaps`` (retrieval and feature caches)."""
     path = Path(cfg.data.cache_dir) if cfg.data.cache_dir else resolve_dataset_dir(cfg) / ".distillcaps"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a read-only dataset folder
+        raise ValueError(
+            f"cannot create the cache folder {path} ({err}); set data.cache_dir to a writable folder"
+        ) from err
     return path

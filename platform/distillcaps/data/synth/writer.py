@@ -29,7 +29,7 @@ from distillcaps.data.synth.domains import DOMAINS
 from distillcaps.data.synth.render import render_scene
 from distillcaps.data.synth.scene import compose_scene
 
-SYNTH_VERSION = 1  # bump when the generator's output changes, so cached copies are regenerated
+SYNTH_VERSION = 2  # bump when the generator's output changes, so cached copies are regenerated
 SAMPLE_RATE = 16_000
 SUBSET_IDS = {"dev": 0, "val": 1, "eval": 2}
 
