@@ -60,7 +60,10 @@ def test_unwritable_cache_dir_names_the_setting(tmp_path):
         )
 
 
-def test_user_dataset_dir_is_returned_or_named_when_missing(tmp_path):
+def test_user_dataset_dir_is_returned_or_named_when_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent)
+    relative = resolve_dataset_dir(load_config(None, [f"data.dataset_dir={tmp_path.name}"]))
+    assert relative == tmp_path and relative.is_absolute()  # Ray workers may have another cwd
     assert resolve_dataset_dir(load_config(None, [f"data.dataset_dir={tmp_path}"])) == tmp_path
     with pytest.raises(FileNotFoundError, match="data.dataset_dir does not exist: .*nope"):
         resolve_dataset_dir(load_config(None, [f"data.dataset_dir={tmp_path}/nope"]))

@@ -46,14 +46,17 @@ def synth_dir_name(settings: SynthSettings) -> str:
 
 
 def resolve_dataset_dir(cfg: Config) -> Path:
-    """cfg.data.dataset_dir, or the synthetic set (generated on first use) when it is empty."""
+    """cfg.data.dataset_dir, or the synthetic set (generated on first use) when it is empty.
+
+    Always absolute: Ray workers may run in another working directory.
+    """
     if cfg.data.dataset_dir:
-        path = Path(cfg.data.dataset_dir)
+        path = Path(cfg.data.dataset_dir).resolve()
         if not path.is_dir():
             raise FileNotFoundError(f"data.dataset_dir does not exist: {path}")
         return path
     settings = synth_settings(cfg)
-    return ensure_synthetic_dataset(Path(cfg.data.data_root), settings)
+    return ensure_synthetic_dataset(Path(cfg.data.data_root).resolve(), settings)
 
 
 def ensure_synthetic_dataset(data_root: Path, settings: SynthSettings) -> Path:
@@ -82,7 +85,11 @@ def ensure_synthetic_dataset(data_root: Path, settings: SynthSettings) -> Path:
 
 def cache_dir_for(cfg: Config) -> Path:
     """cfg.data.cache_dir, or ``<dataset_dir>/.distillcaps`` (retrieval and feature caches)."""
-    path = Path(cfg.data.cache_dir) if cfg.data.cache_dir else resolve_dataset_dir(cfg) / ".distillcaps"
+    path = (
+        Path(cfg.data.cache_dir).resolve()
+        if cfg.data.cache_dir
+        else resolve_dataset_dir(cfg) / ".distillcaps"
+    )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # e.g. a read-only dataset folder
