@@ -14,7 +14,11 @@ from collections.abc import Sequence
 
 # Rooms that provide subcommands; each module defines add_commands(subparsers).
 COMMAND_MODULES: list[str] = [
+    "distillcaps.retrieval.cli",
     "distillcaps.data.cli",
+    "distillcaps.serving.cli",
+    "distillcaps.training.cli",
+    "distillcaps.evaluation.cli",
 ]
 
 

@@ -33,6 +33,7 @@ from distillcaps.serving.upload import AudioLimits, UploadError, check_content_t
 logger = logging.getLogger("distillcaps.serving")
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and option fields around the file part
+INGRESS_KEYS = ("max_upload_bytes", "max_duration_s", "max_num_beams", "max_new_tokens")
 MODEL_KEYS = ("model_uri", "tracking_uri", "backend", "plugin_modules", "retrieval")  # change -> reload
 
 
@@ -85,6 +86,7 @@ class CaptionModel:
             return {"loaded": False, "error": self.load_error}
         info = self.captioner.describe()
         info["loaded"] = True
+        info["replica_id"] = serve.get_replica_context().replica_id.unique_id
         info["batching"] = {
             "max_batch_size": self.cfg.max_batch_size,
             "batch_wait_timeout_s": self.cfg.batch_wait_timeout_s,
@@ -181,6 +183,7 @@ class CaptionIngress:
                 "caption": result["caption"],
                 "rag": result["rag"],
                 "model": result["model"],
+                "batch_size": result["batch_size"],  # requests that shared this generate call
                 "latency_ms": round((time.perf_counter() - started) * 1000.0, 1),
             }
         )
@@ -229,4 +232,5 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     """Application builder (``serve run`` import paths and ``distillcaps serve``): args = ServingConfig."""
     cfg = ServingConfig.from_dict(args or {})
     model = CaptionModel.options(user_config=cfg.to_dict()).bind()
-    return CaptionIngress.bind(model, cfg.to_dict())
+    # The ingress gets only its own fields, so a model change leaves its replica untouched.
+    return CaptionIngress.bind(model, {k: getattr(cfg, k) for k in INGRESS_KEYS})

@@ -145,8 +145,11 @@ def _resolve_registered(uri: str, tracking_uri: str, cache_dir: Path | None) -> 
     target = _cache_root(cache_dir) / store_key / name / str(version)
     if not (target / ".complete").is_file():
         target.mkdir(parents=True, exist_ok=True)
+        # The version's artifact location, not a models:/ URI: that one would be looked up in the
+        # process-wide registry URI rather than in `tracking_uri`.
+        source = client.get_model_version_download_uri(name, version)
         mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(target), tracking_uri=tracking_uri
+            artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri
         )
         (target / ".complete").touch()
     root = find_checkpoint_root(target, uri)

@@ -1,0 +1,210 @@
+"""Load test of the captioning service on loopback: concurrency 16, a bounded number of requests.
+
+    python benchmarks/serve_load.py --url http://127.0.0.1:8000            # a running `distillcaps serve`
+    python benchmarks/serve_load.py --start models:/distillcaps-student@champion   # starts its own
+
+Sends ``--requests`` (>= 300) POST /v1/captions with 1-4 s tones at ``--concurrency`` in flight, stops
+early at ``--max-seconds``, and reports status counts, p50/p99 latency, throughput and the batch sizes
+the server formed; exits 1 on any 5xx. Only loopback addresses are accepted. Writes
+``benchmarks/results/serve_load.json``. (The batching benchmark proper lives in the benchmarks room.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (machine facts, versions, percentile, result folder)
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="base URL of a running service (loopback only)")
+    target.add_argument("--start", metavar="MODEL", help="start a local service for MODEL (URI or dir)")
+    parser.add_argument("--requests", type=int, default=320, help="total requests (>= 300 for a report)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
+    parser.add_argument("--tracking-uri", default="")
+    parser.add_argument("--backend", default="distillcaps")
+    parser.add_argument("--plugin-dir", default="", help="folder with a backend plugin module (tests)")
+    parser.add_argument("--plugin-module", default="")
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.02)
+    parser.add_argument("--output-dir", type=Path, default=_common.RESULTS_DIR)
+    return parser.parse_args()
+
+
+def clips(count: int = 8) -> list[bytes]:
+    import soundfile as sf
+
+    out = []
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        seconds = 1.0 + 3.0 * i / max(count - 1, 1)
+        t = np.arange(int(16_000 * seconds)) / 16_000
+        wave = 0.4 * np.sin(2 * np.pi * (150.0 + 400.0 * i) * t) + 0.05 * rng.standard_normal(t.shape)
+        buffer = io.BytesIO()
+        sf.write(buffer, wave.astype(np.float32), 16_000, format="WAV")
+        out.append(buffer.getvalue())
+    return out
+
+
+def start_service(args: argparse.Namespace) -> str:
+    import ray
+    from ray import serve
+
+    from distillcaps.serving.app import build_app
+    from distillcaps.serving.model_store import default_tracking_uri
+
+    env = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    if args.plugin_dir:
+        env["PYTHONPATH"] = str(Path(args.plugin_dir).resolve())
+    ray.init(
+        num_cpus=2,
+        object_store_memory=500 * 1024 * 1024,
+        include_dashboard=False,
+        runtime_env={"env_vars": env},
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    options = {
+        "model_uri": args.start,
+        "tracking_uri": default_tracking_uri(args.tracking_uri) if ":/" in args.start else "",
+        "backend": args.backend,
+        "plugin_modules": [args.plugin_module] if args.plugin_module else [],
+        "max_batch_size": args.max_batch_size,
+        "batch_wait_timeout_s": args.batch_wait_timeout_s,
+    }
+    serve.run(build_app(options), name="distillcaps", route_prefix="/")
+    return f"http://127.0.0.1:{port}"
+
+
+async def run_load(url: str, args: argparse.Namespace) -> dict:
+    import httpx
+
+    bodies = clips()
+    latencies_ms: list[float] = []
+    statuses: Counter = Counter()
+    batch_sizes: Counter = Counter()
+    errors: Counter = Counter()
+    next_request = 0
+    deadline = time.monotonic() + args.max_seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal next_request
+        while next_request < args.requests and time.monotonic() < deadline:
+            body = bodies[next_request % len(bodies)]
+            next_request += 1
+            started = time.perf_counter()
+            try:
+                response = await client.post(
+                    "/v1/captions", content=body, headers={"content-type": "audio/wav"}
+                )
+            except httpx.HTTPError as err:
+                errors[type(err).__name__] += 1
+                continue
+            latencies_ms.append((time.perf_counter() - started) * 1000.0)
+            statuses[response.status_code] += 1
+            if response.status_code == 200:
+                batch_sizes[response.json().get("batch_size", 1)] += 1
+
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        model = (await client.get("/v1/model")).json()
+        await client.post("/v1/captions", content=bodies[0], headers={"content-type": "audio/wav"})  # warm-up
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(args.concurrency)))
+        wall_s = time.perf_counter() - started
+    done = sum(statuses.values())
+    return {
+        "model": {
+            "name": model.get("name"),
+            "version": model.get("version"),
+            "backend": model.get("backend"),
+        },
+        "requests_sent": next_request,
+        "responses": done,
+        "transport_errors": dict(errors),
+        "status_counts": {str(k): v for k, v in sorted(statuses.items())},
+        "num_5xx": sum(v for k, v in statuses.items() if k >= 500),
+        "wall_s": round(wall_s, 2),
+        "throughput_rps": round(done / wall_s, 2) if wall_s > 0 else None,
+        "latency_ms": {
+            "p50": round(_common.percentile(latencies_ms, 50), 1),
+            "p90": round(_common.percentile(latencies_ms, 90), 1),
+            "p99": round(_common.percentile(latencies_ms, 99), 1),
+            "max": round(max(latencies_ms), 1),
+        }
+        if latencies_ms
+        else None,
+        "batch_size_counts": {str(k): v for k, v in sorted(batch_sizes.items())},
+        "stopped_by_time": next_request < args.requests,
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    if args.requests < 1 or args.concurrency < 1:
+        raise SystemExit("--requests and --concurrency must be >= 1")
+    url = args.url or start_service(args)
+    host = urlparse(url).hostname
+    if host not in LOOPBACK:
+        raise SystemExit(f"refusing to load-test {url}: only loopback addresses ({', '.join(LOOPBACK)})")
+    report = asyncio.run(run_load(url.rstrip("/"), args))
+    result = {
+        "benchmark": "serve_load",
+        "schema_version": _common.SCHEMA_VERSION,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
+        "machine": _common.machine_info(),
+        "versions": _common.package_versions(("ray", "fastapi", "httpx", "torch", "soundfile")),
+        "settings": {
+            "concurrency": args.concurrency,
+            "requests": args.requests,
+            "max_seconds": args.max_seconds,
+            "max_batch_size": args.max_batch_size if args.start else "server's",
+            "batch_wait_timeout_s": args.batch_wait_timeout_s if args.start else "server's",
+            "audio": "8 mono 16 kHz wav tones with noise, 1-4 s, cycled",
+        },
+        "results": report,
+        "note": _common.PROVISIONAL_NOTE,
+    }
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    path = args.output_dir / "serve_load.json"
+    import json
+
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    latency = report["latency_ms"] or {}
+    print(
+        f"{report['responses']} responses in {report['wall_s']} s at concurrency {args.concurrency}: "
+        f"{report['throughput_rps']} req/s, p50 {latency.get('p50')} ms, p99 {latency.get('p99')} ms, "
+        f"statuses {report['status_counts']}, 5xx {report['num_5xx']}, "
+        f"batch sizes {report['batch_size_counts']}"
+    )
+    print(f"wrote {path}")
+    if args.start:
+        from ray import serve
+
+        serve.shutdown()
+    return 1 if report["num_5xx"] or report["transport_errors"] else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    sys.exit(main())

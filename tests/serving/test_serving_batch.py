@@ -1,0 +1,96 @@
+"""Batch captioning through Ray Data: a folder with one corrupt file, a manifest, safe output paths."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from serving_helpers import encode, standin_options, tone
+
+from distillcaps.cli import main
+from distillcaps.serving.batch import output_paths, read_inputs
+from distillcaps.serving.model_store import resolve_model
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def audio_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a_low.wav").write_bytes(encode(tone(100.0)))
+    (folder / "b_high.flac").write_bytes(encode(tone(3000.0, 22_050, 1.0, 2), 22_050, "FLAC"))
+    (folder / "sub" / "c_middle.ogg").write_bytes(encode(tone(440.0), fmt="OGG"))
+    corrupt = encode(tone())
+    (folder / "d_corrupt.wav").write_bytes(corrupt[: len(corrupt) // 3])
+    (folder / "notes.txt").write_text("not an input")
+    return folder
+
+
+def test_caption_batch_folder_with_a_corrupt_file(local_ray, model_registry, audio_folder, tmp_path):
+    out = tmp_path / "out" / "predictions.csv"
+    options = standin_options(model_registry)
+    argv = ["caption-batch", options["model_uri"], str(audio_folder), "--out", str(out)]
+    argv += ["--tracking-uri", options["tracking_uri"], "--backend", "stand-in", "--batch-size", "2"]
+    import standin_backend  # noqa: F401  (registers the stand-in backend in this process too)
+
+    assert main(argv) == 0
+
+    predictions = read_csv(out)
+    errors = read_csv(out.parent / "predictions_errors.csv")
+    assert predictions == [
+        {"file_name": "a_low.wav", "caption_predicted": "a loud low tone (v1)"},
+        {"file_name": "b_high.flac", "caption_predicted": "a loud high tone (v1)"},
+        {"file_name": "sub/c_middle.ogg", "caption_predicted": "a loud middle tone (v1)"},
+    ]
+    assert [row["file_name"] for row in errors] == ["d_corrupt.wav"]
+    assert "truncated" in errors[0]["error"]
+
+
+def test_manifest_inputs_resolve_relative_to_the_manifest(tmp_path):
+    (tmp_path / "x.wav").write_bytes(encode(tone()))
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(
+        json.dumps({"path": "x.wav"}) + "\n\n" + json.dumps({"path": "/abs/y.wav", "file_name": "y"})
+    )
+
+    inputs = read_inputs(manifest)
+
+    assert [(i.file_name, i.path) for i in inputs] == [
+        ("x.wav", str(tmp_path / "x.wav")),
+        ("y", "/abs/y.wav"),
+    ]
+    (tmp_path / "bad.jsonl").write_text('{"file": "x.wav"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected a JSON object with a 'path'"):
+        read_inputs(tmp_path / "bad.jsonl")
+
+
+def test_output_paths_never_escape_the_out_folder(tmp_path):
+    predictions, errors = output_paths(tmp_path / "p.csv")
+    assert errors == (tmp_path / "p_errors.csv").resolve()
+    assert output_paths(tmp_path / "p.csv", "errs/e.csv")[1] == (tmp_path / "errs" / "e.csv").resolve()
+    for escaping in ("../e.csv", "/tmp/e.csv", "p.csv"):
+        with pytest.raises(ValueError, match="inside --out's folder"):
+            output_paths(tmp_path / "p.csv", escaping)
+    with pytest.raises(ValueError, match="must name a .csv file"):
+        output_paths(tmp_path / "predictions")
+
+
+def test_local_checkpoint_dirs_resolve_with_content_versions(tmp_path):
+    from standin_backend import write_standin_checkpoint
+
+    one = resolve_model(str(write_standin_checkpoint(tmp_path / "one", "v1")))
+    two = resolve_model(str(write_standin_checkpoint(tmp_path / "two", "v2")))
+
+    assert one.name == "one" and one.path == tmp_path / "one"
+    assert one.version.startswith("local-") and one.version != two.version
+    with pytest.raises(FileNotFoundError, match="not a checkpoint directory"):
+        resolve_model(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        resolve_model(str(tmp_path / "empty"))
