@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from distillcaps.data.audio import BadAudioError, check_audio, crop_or_pad, load_audio, log_mel
-from distillcaps.data.dataset import AudioCaptionDataset
+from distillcaps.data.dataset import AudioCaptionDataset, collate_items
 from distillcaps.data.records import ClipRecord
 
 
@@ -139,3 +139,13 @@ def test_dataset_items_follow_aac_datasets(tmp_path, tone):
     assert rows[0]["audio"].shape == (16_000,)  # no max_seconds: the whole clip
     with pytest.raises(ValueError, match="on_bad_audio"):
         AudioCaptionDataset(records, on_bad_audio="silence")
+
+
+def test_collate_pads_to_the_longest_and_keeps_lengths(tmp_path, tone):
+    tone(tmp_path / "a.wav", seconds=0.5)
+    tone(tmp_path / "b.wav", seconds=0.25)
+    ds = AudioCaptionDataset(records_for(tmp_path, ["a.wav", "b.wav"]))
+    batch = collate_items([ds[0], ds[1]])
+    assert batch["audio"].shape == (2, 8000) and batch["audio_lengths"].tolist() == [8000, 4000]
+    assert torch.all(batch["audio"][1, 4000:] == 0) and torch.equal(batch["audio"][1, :4000], ds[1]["audio"])
+    assert batch["fname"] == ["a.wav", "b.wav"] and batch["captions"][1] == ["b.wav one", "b.wav two"]

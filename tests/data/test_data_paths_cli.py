@@ -32,6 +32,16 @@ def test_resolve_generates_once_and_caches(tmp_path):
     )
 
 
+def test_dataset_from_config_rows_and_crops(tmp_path):
+    from distillcaps.data.dataset import AudioCaptionDataset
+
+    cfg = load_config(None, [f"data.data_root={tmp_path}", *TINY_SYNTH, "data.max_seconds=2.0"])
+    train = AudioCaptionDataset.from_config(cfg, "train")
+    assert len(train) == 15 and train.random_crop and train[0]["audio"].shape == (32_000,)
+    val = AudioCaptionDataset.from_config(cfg, "val")
+    assert len(val) == 1 and not val.random_crop and len(val[0]["captions"]) == 5
+
+
 def test_concurrent_generation_is_safe(tmp_path):
     cfg = load_config(None, [f"data.data_root={tmp_path}", *TINY_SYNTH])
     results, errors = [], []

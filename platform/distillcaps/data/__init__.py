@@ -25,6 +25,7 @@ _EXPORTS = {
     "log_mel": "audio",
     "AudioCaptionDataset": "dataset",
     "SkippedClip": "dataset",
+    "collate_items": "dataset",
     "cache_dir_for": "paths",
     "resolve_dataset_dir": "paths",
     "ensure_synthetic_dataset": "paths",

@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch.utils.data import Dataset
 
 from distillcaps.data.audio import BadAudioError, check_audio, crop_or_pad, load_audio
 from distillcaps.data.records import ClipRecord
+
+if TYPE_CHECKING:
+    from distillcaps.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,25 @@ class AudioCaptionDataset(Dataset):
             [(i, None) for i in range(len(records))]
             if rows == "clip"
             else [(i, j) for i, r in enumerate(records) for j in range(len(r.captions))]
+        )
+
+    @classmethod
+    def from_config(cls, cfg: Config, role: Literal["train", "val", "eval"]) -> AudioCaptionDataset:
+        """The configured subset for ``role``: training rows per caption with random crops,
+        val/eval rows per clip with deterministic crops."""
+        from distillcaps.data.paths import resolve_dataset_dir
+        from distillcaps.data.records import read_records
+
+        subset = getattr(cfg.data, f"{role}_subset")
+        records = read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
+        training = role == "train"
+        return cls(
+            records,
+            sample_rate=cfg.data.sample_rate,
+            max_seconds=cfg.data.max_seconds,
+            random_crop=training,
+            rows="caption" if training else "clip",
+            on_bad_audio=cfg.data.on_bad_audio,
         )
 
     def drop_bad(self, records: list[ClipRecord]) -> list[ClipRecord]:
@@ -107,3 +129,19 @@ class AudioCaptionDataset(Dataset):
             "subset": record.subset,
             "index": record.index,
         }
+
+
+def collate_items(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch dataset items: audio zero-padded to the longest, with valid lengths.
+
+    -> {"audio": (B, S) float, "audio_lengths": (B,) long, "sr": int, and lists for the rest}
+    """
+    lengths = torch.tensor([int(item["audio_length"]) for item in items], dtype=torch.long)  # (B,)
+    longest = max(item["audio"].shape[0] for item in items)
+    audio = torch.zeros(len(items), longest)  # (B, S)
+    for row, item in enumerate(items):
+        audio[row, : item["audio"].shape[0]] = item["audio"]
+    batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths, "sr": items[0]["sr"]}
+    for key in ("captions", "fname", "dataset", "subset", "index"):
+        batch[key] = [item[key] for item in items]
+    return batch
