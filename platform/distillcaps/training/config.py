@@ -28,3 +28,7 @@ class TrainConfig:
     feature_cache: bool = True  # frozen encoder outputs computed once; needs deterministic crops
     checkpoint_metric: str = "val_loss_student"  # best checkpoint kept by this (lower is better)
     max_failures: int = 1
+    random_crop: bool = True  # training crops at random when the feature cache is off (else at 0)
+    shuffle_buffer: int = 256  # rows; Ray Data's local shuffle while streaming into workers (0: off)
+    object_store_mb: int = 1024  # when train() starts Ray itself; Ray's default (~7 GB) is too much here
+    evaluate_after: bool = True  # evaluate the best checkpoint (with and without RAG) at the end

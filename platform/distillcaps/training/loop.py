@@ -1,0 +1,256 @@
+"""The per-worker training loop that Ray Train runs on every worker (``TorchTrainer(train_loop_per_worker)``).
+
+Each worker builds the model, restores the latest checkpoint if there is one (after a worker
+failure Ray hands it over through ``ray.train.get_checkpoint()``; ``--resume`` passes a folder),
+wraps the model in DDP (``ray.train.torch.prepare_model``), and per epoch: trains on its shard of
+the "train" dataset, computes the validation losses on its shard of "val", averages everything
+across workers, and reports metrics + a checkpoint (written by rank 0) with ``ray.train.report``.
+Only rank 0 prints progress and logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+# Fault injection for tests: "rank:epoch:step:marker_file" kills that worker (SIGKILL) once.
+KILL_ENV = "DISTILLCAPS_TEST_KILL_WORKER"
+
+LOSS_TERMS = ("auto", "rag", "dda")
+
+
+class LossModule(nn.Module):
+    """forward(batch) = model.compute_loss(batch): DDP synchronises gradients only through forward()."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Any]):
+        return self.model.compute_loss(batch)
+
+
+def steps_per_epoch(num_rows: int, cfg) -> int:
+    """Optimizer steps per epoch: Ray splits rows equally (remainder dropped) across workers."""
+    workers = max(1, cfg.train.num_workers)
+    per_worker_rows = num_rows // workers
+    return max(1, math.ceil(per_worker_rows / per_worker_batch(cfg)))
+
+
+def per_worker_batch(cfg) -> int:
+    return max(1, cfg.train.batch_size // max(1, cfg.train.num_workers))
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    from distillcaps.config import Config, from_dict
+    from distillcaps.losses import TRAINING_MODES
+    from distillcaps.model.distillcaps_model import DistillCapsModel
+    from distillcaps.tracking.runs import RunLogger
+    from distillcaps.training.data_pipeline import to_model_batch
+    from distillcaps.training.train_state import TrainState, load_train_checkpoint, save_train_checkpoint
+
+    cfg = from_dict(Config, config["cfg"])
+    torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = DistillCapsModel.build(cfg)
+    if cfg.train.gradient_checkpointing:
+        model.llm.get_base_model().gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    wrapped = ray.train.torch.prepare_model(
+        LossModule(model), parallel_strategy_kwargs={"find_unused_parameters": False}
+    )
+    device = ray.train.torch.get_device()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    total_steps = config["steps_per_epoch"] * cfg.train.epochs
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, math.ceil(cfg.train.warmup_ratio * total_steps), total_steps
+    )
+
+    state = TrainState()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_train_checkpoint(Path(folder), model, optimizer, scheduler)
+    elif config.get("resume_dir"):
+        state = load_train_checkpoint(Path(config["resume_dir"]), model, optimizer, scheduler)
+    if state.epoch and rank == 0:
+        print(f"resumed after epoch {state.epoch} (optimizer step {state.global_step})", flush=True)
+
+    torch.manual_seed(cfg.seed * 1000 + rank + 7919 * state.epoch)  # dropout differs per rank/epoch
+    logger = RunLogger(config["tracking_uri"], config["run_id"]) if rank == 0 and config["run_id"] else None
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if cfg.train.precision == "bf16"
+        else nullcontext()
+    )
+    grid = tuple(config["grid"]) if config["grid"] else None
+    batch_size = per_worker_batch(cfg)
+    terms = TRAINING_MODES.get(cfg.train.mode)
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+
+    for epoch in range(state.epoch, cfg.train.epochs):
+        model.train()
+        sums: dict[str, float] = defaultdict(float)
+        started = time.perf_counter()
+        for step, batch in enumerate(
+            train_shard.iter_batches(
+                batch_size=batch_size,
+                batch_format="numpy",
+                local_shuffle_buffer_size=cfg.train.shuffle_buffer or None,
+                local_shuffle_seed=cfg.seed * 1000 + epoch * 10 + rank,
+            )
+        ):
+            inputs = to_model_batch(batch, grid)
+            with autocast:
+                out = wrapped(inputs)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            state.global_step += 1
+            rows = len(inputs["captions"])
+            sums["rows"] += rows
+            sums["loss"] += float(out.loss.detach()) * rows
+            for term in LOSS_TERMS:
+                value = getattr(out, term)
+                if value is not None:
+                    sums[term] += float(value) * rows
+                    sums[f"{term}_rows"] += rows
+            maybe_kill_for_test(rank, epoch, step)
+        train_seconds = time.perf_counter() - started
+
+        val = validate(model, val_shard, batch_size, grid, autocast)
+        totals = all_reduce_sums({**{f"train_{k}": v for k, v in sums.items()}, **val}, world, device)
+        metrics = epoch_metrics(totals, terms, cfg)
+        metrics.update(
+            epoch=epoch + 1,
+            global_step=state.global_step,
+            lr=scheduler.get_last_lr()[0],
+            train_seconds=round(train_seconds, 3),
+            rows_per_second=totals["train_rows"] / max(train_seconds, 1e-9),
+        )
+        score = metrics.get(config["checkpoint_metric"])
+        if score is not None and (state.best_metric is None or score < state.best_metric):
+            state.best_metric, state.best_epoch = score, epoch + 1
+        metrics["best_epoch"] = state.best_epoch
+        state.epoch = epoch + 1
+        state.history.append(dict(metrics))
+
+        with tempfile.TemporaryDirectory() as folder:
+            report_checkpoint = None
+            if rank == 0:
+                save_train_checkpoint(Path(folder), model, optimizer, scheduler, state)
+                report_checkpoint = ray.train.Checkpoint.from_directory(folder)
+            ray.train.report(metrics, checkpoint=report_checkpoint)
+        if rank == 0:
+            print(progress_line(metrics, cfg.train.epochs), flush=True)
+            if logger is not None:
+                logger.log_metrics(metrics, step=epoch + 1)
+
+
+@torch.no_grad()
+def validate(model, shard, batch_size: int, grid, autocast) -> dict[str, float]:
+    """Validation loss sums over this worker's shard, every term (the student branch's is "auto")."""
+    from distillcaps.training.data_pipeline import to_model_batch
+
+    model.eval()
+    sums: dict[str, float] = defaultdict(float)
+    for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
+        inputs = to_model_batch(batch, grid)
+        with autocast:
+            out = model.compute_loss(inputs, mode="distill")
+        rows = len(inputs["captions"])
+        sums["val_rows"] += rows
+        for term in LOSS_TERMS:
+            value = getattr(out, term)
+            if value is not None:
+                sums[f"val_{term}"] += float(value) * rows
+                sums[f"val_{term}_rows"] += rows
+    model.train()
+    return sums
+
+
+def all_reduce_sums(sums: dict[str, float], world: int, device: torch.device) -> dict[str, float]:
+    keys = sorted(
+        set(sums)
+        | {f"{p}_{t}" for p in ("train", "val") for t in LOSS_TERMS}
+        | {f"{p}_{t}_rows" for p in ("train", "val") for t in LOSS_TERMS}
+        | {"train_rows", "val_rows", "train_loss"}
+    )
+    values = torch.tensor([float(sums.get(k, 0.0)) for k in keys], dtype=torch.float64, device=device)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(values)
+    return dict(zip(keys, values.tolist()))
+
+
+def epoch_metrics(totals: dict[str, float], terms, cfg) -> dict[str, float | None]:
+    def mean(prefix: str, term: str) -> float | None:
+        rows = totals.get(f"{prefix}_{term}_rows", 0.0)
+        return totals[f"{prefix}_{term}"] / rows if rows else None
+
+    metrics: dict[str, float | None] = {
+        "train_loss": totals["train_loss"] / max(totals["train_rows"], 1.0),
+        "train_loss_auto": mean("train", "auto"),
+        "train_loss_rag": mean("train", "rag"),
+        "train_loss_dda": mean("train", "dda"),
+        "val_loss_student": mean("val", "auto"),
+        "val_loss_teacher": mean("val", "rag"),
+        "val_loss_dda": mean("val", "dda"),
+    }
+    # The configured objective on validation data, from the same terms.
+    parts = []
+    if terms.student_ce:
+        parts.append(cfg.train.w_auto * (metrics["val_loss_student"] or 0.0))
+    if terms.teacher_ce:
+        parts.append(cfg.train.w_rag * (metrics["val_loss_teacher"] or 0.0))
+    if terms.distill:
+        parts.append(cfg.train.w_dda * (metrics["val_loss_dda"] or 0.0))
+    metrics["val_loss"] = sum(parts) if parts else None
+    return metrics
+
+
+def progress_line(m: dict[str, Any], epochs: int) -> str:
+    def fmt(key: str) -> str:
+        value = m.get(key)
+        return "-" if value is None else f"{value:.4f}"
+
+    return (
+        f"epoch {m['epoch']}/{epochs} step {m['global_step']} | train loss {fmt('train_loss')} "
+        f"(auto {fmt('train_loss_auto')} rag {fmt('train_loss_rag')} dda {fmt('train_loss_dda')}) | "
+        f"val student {fmt('val_loss_student')} teacher {fmt('val_loss_teacher')} | lr {m['lr']:.2e} | "
+        f"{m['rows_per_second']:.1f} rows/s, {m['train_seconds']:.1f} s"
+    )
+
+
+def maybe_kill_for_test(rank: int, epoch: int, step: int) -> None:
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return
+    want_rank, want_epoch, want_step, marker = spec.split(":", 3)
+    if (rank, epoch, step) == (int(want_rank), int(want_epoch), int(want_step)) and not Path(marker).exists():
+        Path(marker).write_text(f"killed rank {rank} at epoch {epoch} step {step}\n")
+        os.kill(os.getpid(), signal.SIGKILL)

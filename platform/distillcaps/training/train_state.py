@@ -1,0 +1,77 @@
+"""A training checkpoint: the model checkpoint plus what resuming needs, without pickle.
+
+<dir>/model/                      DistillCapsModel.save_checkpoint (safetensors + config + tokenizer)
+<dir>/optimizer.safetensors       AdamW per-parameter state tensors ("<param index>.<name>")
+<dir>/train_state.json            epoch, global step, best metric so far, optimizer param groups,
+                                  scheduler state, history of per-epoch metrics
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+MODEL_DIR = "model"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "train_state.json"
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    global_step: int = 0  # optimizer steps taken
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def save_train_checkpoint(directory: Path, model, optimizer, scheduler, state: TrainState) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_checkpoint(directory / MODEL_DIR)
+    opt = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in opt["state"].items():
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars[f"{index}.{name}"] = value
+    save_file(tensors, str(directory / OPTIMIZER_FILE))
+    payload = {
+        **asdict(state),
+        "optimizer_param_groups": opt["param_groups"],
+        "optimizer_scalars": scalars,
+        "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
+    }
+    (directory / STATE_FILE).write_text(json.dumps(payload, indent=1))
+    return directory
+
+
+def load_train_checkpoint(directory: Path, model, optimizer, scheduler) -> TrainState:
+    """Restore trained weights, optimizer and scheduler from ``directory``; return the TrainState."""
+    payload = json.loads((directory / STATE_FILE).read_text())
+    from safetensors.torch import load_file as load_weights
+
+    from distillcaps.model.checkpoint import WEIGHTS_NAME
+
+    model.load_trainable_state_dict(
+        load_weights(str(directory / MODEL_DIR / WEIGHTS_NAME)), source=str(directory / MODEL_DIR)
+    )
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in load_file(str(directory / OPTIMIZER_FILE)).items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    for key, value in payload["optimizer_scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": payload["optimizer_param_groups"]})
+    scheduler_state = scheduler.state_dict()
+    scheduler_state.update(payload["scheduler"])
+    scheduler.load_state_dict(scheduler_state)
+    names = {f for f in TrainState.__dataclass_fields__}
+    return TrainState(**{k: v for k, v in payload.items() if k in names})

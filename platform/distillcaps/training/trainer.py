@@ -1,0 +1,307 @@
+"""train(cfg): Ray Data -> Ray Train (TorchTrainer) -> checkpoints + MLflow, then the final evaluation.
+
+    result = train(load_config("tiny", ["train.epochs=3"]))
+    result.run_id, result.output_dir, result.best_checkpoint, result.history
+
+Output folder ``<run_dir>/train/<run name>-<time>/``:
+    ray/checkpoint_*/            Ray Train's checkpoints (model + optimizer + scheduler + train state)
+    checkpoints/best, last       model checkpoints (DistillCapsModel.load_checkpoint) of the best
+                                 epoch (by train.checkpoint_metric, lower is better) and the last one
+    config.yaml, run.json        the resolved config; the MLflow run id and tracking URI
+    eval/, eval-rag/             final evaluation of the best checkpoint without / with retrieval
+    history.json                 per-epoch metrics
+
+Before Ray starts, the driver prepares everything that is computed once and cached: the data
+set, the tiny CLAP + tiny LLM (by building the model once), the retrieval JSONL and the frozen
+encoder features. Workers then only read caches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distillcaps.config import Config, ConfigError
+
+CHECKPOINT_METRICS = (
+    "val_loss_student",
+    "val_loss_teacher",
+    "val_loss_dda",
+    "val_loss",
+    "train_loss",
+)
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    output_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    history: list[dict] = field(default_factory=list)
+    evaluations: dict[str, Any] = field(default_factory=dict)  # "student" / "student_rag" -> EvalResult
+    skipped_files: list = field(default_factory=list)  # clips dropped by data.on_bad_audio=skip
+
+
+@dataclass
+class PreparedData:
+    datasets: dict[str, Any]  # "train", "val" -> ray.data.Dataset
+    grid: tuple[int, int] | None  # encoder grid when features come from the cache
+    num_train_rows: int
+    skipped: list
+
+
+def train(
+    cfg: Config,
+    *,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    resume_dir: Path | None = None,
+) -> TrainResult:
+    """Train with Ray Train and log to MLflow; ``resume_dir`` continues a stopped run in its folder."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if cfg.train.checkpoint_metric not in CHECKPOINT_METRICS:
+        raise ConfigError(
+            f"train.checkpoint_metric: {cfg.train.checkpoint_metric!r} is not one of "
+            f"{', '.join(CHECKPOINT_METRICS)}"
+        )
+    run_id = None
+    if resume_dir is not None:
+        resume_dir = Path(resume_dir).resolve()
+        run_id = check_resumable(resume_dir, cfg)
+        output_dir = resume_dir
+    else:
+        name = run_name or f"{cfg.train.mode}-{cfg.preset}"
+        output_dir = (Path(cfg.run_dir) / "train" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    ensure_ray(cfg)  # first, so that the retrieval and feature stages run on the same Ray instance
+    prepared = prepare_data(cfg)
+
+    from distillcaps.tracking import log_config, start_run, tracking_uri
+
+    uri = tracking_uri(cfg)
+    with start_run(cfg, run_name or output_dir.name, parent_run_id, tags, run_id=run_id) as run:
+        run_id = run.info.run_id
+        (output_dir / "run.json").write_text(json.dumps({"run_id": run_id, "tracking_uri": uri}, indent=1))
+        print(f"MLflow run id: {run_id}", flush=True)
+        print(f"output folder: {output_dir}", flush=True)
+        if resume_dir is None:
+            log_config(run_id, cfg)
+        if prepared.skipped:
+            from distillcaps.tracking import RunLogger
+
+            RunLogger(uri, run_id).log_metrics({"skipped_bad_audio": len(prepared.skipped)})
+
+        result = fit(cfg, prepared, output_dir, run_id, uri, latest_checkpoint(output_dir))
+        best, last, history = collect_checkpoints(result, output_dir, cfg.train.checkpoint_metric)
+        (output_dir / "history.json").write_text(json.dumps(history, indent=1))
+        outcome = TrainResult(run_id, output_dir, best, last, history, skipped_files=prepared.skipped)
+        if cfg.train.evaluate_after:
+            outcome.evaluations = final_evaluation(cfg, best, output_dir, run_id)
+        from distillcaps.tracking import RunLogger
+
+        RunLogger(uri, run_id).log_artifacts(best, "checkpoint")
+        RunLogger(uri, run_id).log_artifact(output_dir / "history.json")
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# Before Ray Train starts
+
+
+def prepare_data(cfg: Config) -> PreparedData:
+    """Caches first (data set, tiny CLAP/LLM, retrieval, frozen features), then the Ray Datasets."""
+    from distillcaps.data import read_records, resolve_dataset_dir
+    from distillcaps.model.distillcaps_model import DistillCapsModel
+    from distillcaps.retrieval import load_retrieved
+    from distillcaps.training.data_pipeline import (
+        audio_dataset,
+        check_records,
+        feature_dataset,
+        split_rows,
+    )
+    from distillcaps.training.feature_cache import FeatureCache, ensure_features
+
+    root = resolve_dataset_dir(cfg)
+    splits = {"train": cfg.data.train_subset, "val": cfg.data.val_subset}
+    records, skipped = {}, []
+    for split, subset in splits.items():
+        kept, bad = check_records(read_records(root, cfg.data.dataset_format, subset), cfg.data.on_bad_audio)
+        if not kept:
+            raise ValueError(f"subset {subset!r} of {root} has no usable clips")
+        records[split] = kept
+        skipped.extend(bad)
+    if skipped:
+        print(f"skipped {len(skipped)} clips with bad audio (data.on_bad_audio=skip):", flush=True)
+        for s in skipped[:20]:
+            print(f"  {s.path}: {s.reason}", flush=True)
+
+    # Build once here so that the cached pretraining steps (tiny CLAP, tiny LLM) run in one process,
+    # not in every worker at once.
+    DistillCapsModel.build(cfg)
+    retrieved = {split: load_retrieved(cfg, subset) for split, subset in splits.items()}
+    use_features = cfg.train.feature_cache and cfg.model.encoder.frozen
+    datasets, grid = {}, None
+    for split in splits:
+        rows = split_rows(records[split], retrieved[split], per="caption")
+        if use_features:
+            folder = ensure_features(cfg, records[split], splits[split])
+            grid = FeatureCache.open(folder).grid
+            datasets[split] = feature_dataset(rows, folder)
+        else:
+            datasets[split] = audio_dataset(rows, cfg, random_crop=cfg.train.random_crop and split == "train")
+    num_train_rows = sum(len(r.captions) for r in records["train"])
+    return PreparedData(datasets, grid, num_train_rows, skipped)
+
+
+def ensure_ray(cfg: Config) -> None:
+    """Join a running Ray cluster ($RAY_ADDRESS or an initialised one) or start a small local one."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"])
+        return
+    for attempt in range(2):
+        try:
+            ray.init(
+                object_store_memory=cfg.train.object_store_mb * 1024 * 1024,
+                include_dashboard=False,
+                runtime_env={"env_vars": forwarded_env()},
+            )
+            return
+        except Exception:  # a raylet that does not come up within Ray's 30 s on a loaded machine
+            if attempt:
+                raise
+            ray.shutdown()
+
+
+def forwarded_env() -> dict[str, str]:
+    names = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
+    env = {k: os.environ[k] for k in names if k in os.environ}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("DISTILLCAPS_")})
+    return env
+
+
+def check_resumable(run_dir: Path, cfg: Config) -> str:
+    """The MLflow run id of a run folder that can be resumed with cfg, or a clear error."""
+    from distillcaps.config import from_dict
+    from distillcaps.model.checkpoint import changed_model_keys
+
+    if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a training output folder (no run.json / config.yaml)")
+    saved = from_dict(Config, yaml.safe_load((run_dir / "config.yaml").read_text()))
+    changed = changed_model_keys(saved, cfg)
+    if changed:
+        raise ConfigError(
+            f"cannot resume {run_dir}: its checkpoints were trained with a different model config "
+            f"({', '.join(changed)})"
+        )
+    return json.loads((run_dir / "run.json").read_text())["run_id"]
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest Ray checkpoint in a run folder (used by --resume when Ray has no state of its own)."""
+    from distillcaps.training.train_state import STATE_FILE
+
+    found = sorted(
+        (p for p in (output_dir / "ray").glob("checkpoint_*") if (p / STATE_FILE).is_file()),
+        key=lambda p: json.loads((p / STATE_FILE).read_text())["epoch"],
+    )
+    return found[-1] if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray Train
+
+
+def fit(cfg: Config, prepared: PreparedData, output_dir: Path, run_id: str, uri: str, resume: Path | None):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from distillcaps.training.loop import steps_per_epoch, train_loop_per_worker
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "cfg": cfg.to_dict(),
+            "grid": list(prepared.grid) if prepared.grid else None,
+            "steps_per_epoch": steps_per_epoch(prepared.num_train_rows, cfg),
+            "run_id": run_id,
+            "tracking_uri": uri,
+            "checkpoint_metric": cfg.train.checkpoint_metric,
+            "resume_dir": str(resume) if resume else None,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=cfg.train.num_workers,
+            use_gpu=cfg.train.use_gpu,
+            resources_per_worker={"CPU": cfg.train.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name="ray",
+            storage_path=str(output_dir),
+            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            # Keep the best checkpoint by the metric; Ray always keeps the latest one too.
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=1,
+                checkpoint_score_attribute=cfg.train.checkpoint_metric,
+                checkpoint_score_order="min",
+            ),
+            worker_runtime_env={"env_vars": forwarded_env()},
+        ),
+        datasets=prepared.datasets,
+    )
+    return trainer.fit()
+
+
+def collect_checkpoints(result, output_dir: Path, metric: str) -> tuple[Path, Path, list[dict]]:
+    """Copy the best and the last model checkpoints to output_dir/checkpoints/{best,last}."""
+    from distillcaps.training.train_state import MODEL_DIR, STATE_FILE
+
+    if result.checkpoint is None:
+        raise RuntimeError(f"training reported no checkpoint (see {output_dir / 'ray'})")
+    last_dir = Path(result.checkpoint.path)
+    candidates = [(Path(c.path), m) for c, m in (result.best_checkpoints or [])]
+    scored = [(m[metric], p) for p, m in candidates if m.get(metric) is not None]
+    best_dir = min(scored)[1] if scored else last_dir
+    history = json.loads((last_dir / STATE_FILE).read_text())["history"]
+    out = {}
+    for name, source in (("best", best_dir), ("last", last_dir)):
+        target = output_dir / "checkpoints" / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source / MODEL_DIR, target)
+        out[name] = target
+    return out["best"], out["last"], history
+
+
+def final_evaluation(cfg: Config, checkpoint: Path, output_dir: Path, run_id: str) -> dict[str, Any]:
+    from distillcaps.evaluation.evaluate import evaluate
+
+    results = {}
+    for name, rag in (("student", False), ("student_rag", True)):
+        folder = output_dir / ("eval-rag" if rag else "eval")
+        results[name] = evaluate(
+            checkpoint, cfg, subset=cfg.data.eval_subset, rag=rag, output_dir=folder, run_id=run_id
+        )
+        print(summary_line(name, results[name]), flush=True)
+    return results
+
+
+def summary_line(name: str, result) -> str:
+    cider = result.metrics.get("cider_d")
+    base = {k: v.metrics.get("cider_d") for k, v in result.baselines.items()}
+    text = ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in base.items())
+    cider_text = f"{cider:.3f}" if cider is not None else "unavailable"
+    return f"{name}: CIDEr-D {cider_text} on {result.num_clips} clips (baselines: {text})"
