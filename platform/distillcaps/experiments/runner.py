@@ -28,6 +28,10 @@ TrainFn = Callable[
 EvaluateFn = Callable[..., Any]  # distillcaps.evaluation.evaluate(checkpoint, cfg, *, subset, rag, ...)
 
 
+# The rows evaluate each checkpoint themselves (only the settings they need, each in its own run).
+TRAIN_OVERRIDES = ("train.evaluate_after=false",)
+
+
 def default_train(cfg: Config, **kwargs: Any) -> Any:
     from distillcaps.training import train
 
@@ -133,7 +137,7 @@ def _train_one(
     record: dict[str, Any] = {"key": training.key, "seed": seed, "overrides": list(training.overrides)}
     log(f"[{plan.script}] train {training.key} seed {seed} ...")
     try:
-        cfg = source.load(*training.overrides, f"seed={seed}")
+        cfg = source.load(*training.overrides, *TRAIN_OVERRIDES, f"seed={seed}")
         result = train_fn(
             cfg,
             run_name=f"{plan.script}/{training.key}/seed{seed}",

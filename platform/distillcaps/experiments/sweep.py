@@ -151,7 +151,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     out = output_dir(args, SCRIPT, cfg)
     # Trials: one worker with half a CPU unless the user said otherwise (the trial itself holds 1).
     user_keys = {o.split("=", 1)[0] for o in args.overrides}
-    trial_defaults = [] if "train.cpus_per_worker" in user_keys else ["train.cpus_per_worker=0.5"]
+    trial_defaults = ["train.evaluate_after=false"]
+    if "train.cpus_per_worker" not in user_keys:
+        trial_defaults.append("train.cpus_per_worker=0.5")
     source = ConfigSource(source.path, [*source.overrides, *trial_defaults, *absolute_overrides(cfg)])
     cfg = source.load()
 
@@ -180,7 +182,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             ray.init(
                 num_cpus=os.cpu_count(),
                 include_dashboard=False,
-                object_store_memory=cfg.retrieval.ray_object_store_mb * 1024 * 1024,
+                object_store_memory=cfg.train.object_store_mb * 1024 * 1024,
                 log_to_driver=True,
             )
         tuner = tune.Tuner(
