@@ -60,6 +60,14 @@ def test_log_mel_shape_and_batch():
     assert torch.allclose(log_mel(wave[0], 16_000), mel[0], atol=1e-4)
 
 
+def test_log_mel_floor_is_per_clip_not_per_batch():
+    loud = torch.sin(torch.arange(16_000) * 0.3)
+    quiet = 1e-6 * torch.randn(16_000)  # far below the loud clip's top_db floor
+    batch = log_mel(torch.stack([loud, quiet]), 16_000)
+    assert torch.allclose(batch[1], log_mel(quiet, 16_000), atol=1e-3)
+    assert batch[1].min() < batch[0].max() - 120  # a batch-wide floor would have clamped this
+
+
 # --- bad audio -------------------------------------------------------------------------------------
 
 

@@ -96,16 +96,20 @@ def log_mel(
 ) -> torch.Tensor:
     """Log-mel spectrogram in dB: (..., S) -> (..., n_mels, S // hop + 1).
 
-    CED's front end: 25 ms-ish window (n_fft 512 at 16 kHz), 10 ms hop, 64 mels, dB with top_db 120.
+    CED's front end: 32 ms window (n_fft 512 at 16 kHz), 10 ms hop, 64 mels, dB with top_db 120
+    applied per clip (never across a batch, so a clip's features do not depend on its batchmates).
     """
-    return mel_transform(sample_rate, n_mels, n_fft, hop).to(wave.device)(wave)
+    mel_spectrogram, to_db = mel_transforms(sample_rate, n_mels, n_fft, hop)
+    mel = mel_spectrogram.to(wave.device)(wave)  # (..., n_mels, frames)
+    # AmplitudeToDB takes the top_db floor over the last three dims: give each clip its own.
+    return to_db(mel.unsqueeze(-3)).squeeze(-3)
 
 
 @functools.lru_cache(maxsize=8)
-def mel_transform(sample_rate: int, n_mels: int, n_fft: int, hop: int) -> torch.nn.Module:
-    return torch.nn.Sequential(
-        torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop, n_mels=n_mels, f_min=0.0
-        ),
-        torchaudio.transforms.AmplitudeToDB(top_db=120),
+def mel_transforms(
+    sample_rate: int, n_mels: int, n_fft: int, hop: int
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    mel_spectrogram = torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop, n_mels=n_mels, f_min=0.0
     )
+    return mel_spectrogram, torchaudio.transforms.AmplitudeToDB(top_db=120)
