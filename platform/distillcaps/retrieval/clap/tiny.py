@@ -1,0 +1,55 @@
+"""``tiny-clap``: the offline default backend, the tiny CLAP trained here on the training split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from distillcaps.retrieval.clap.base import CLAP_ENCODERS, ClapEncoder, hash_files
+from distillcaps.retrieval.clap.tiny_model import AUDIO_DIR, TinyClap
+
+if TYPE_CHECKING:
+    from distillcaps.config import Config
+
+
+class TinyClapEncoder(ClapEncoder):
+    name = "tiny-clap"
+
+    def __init__(self, directory: Path, device: str = "cpu") -> None:
+        self.directory = Path(directory)
+        self.source = str(self.directory)
+        self.device = torch.device(device)
+        self.model = TinyClap.load(self.directory).to(self.device)
+        weights = [p for p in self.directory.rglob("*.safetensors")] + [self.directory / "vocab.json"]
+        self._identity = f"{self.name}:{hash_files(weights)}"
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> TinyClapEncoder:
+        from distillcaps.retrieval.clap.tiny_train import ensure_tiny_clap
+
+        directory = (
+            Path(cfg.retrieval.clap_checkpoint) if cfg.retrieval.clap_checkpoint else ensure_tiny_clap(cfg)
+        )
+        return cls(directory, device="cuda" if torch.cuda.is_available() else "cpu")
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def audio_encoder_dir(self) -> Path:
+        return self.directory / AUDIO_DIR
+
+    @torch.inference_mode()
+    def embed_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        lengths = lengths.to(self.device) if lengths is not None else None
+        return self.model.embed_audio(waveforms.to(self.device).float(), lengths).cpu()
+
+    @torch.inference_mode()
+    def embed_text(self, captions: list[str]) -> torch.Tensor:
+        return self.model.embed_text(list(captions)).cpu()
+
+
+CLAP_ENCODERS.register("tiny-clap")(TinyClapEncoder.from_config)

@@ -1,0 +1,90 @@
+"""Embed the audio of many clips with a CLAP, in batches through Ray Data (or in-process).
+
+Ray Data stage as a class (``__init__`` loads the CLAP once per actor, ``__call__(batch)`` decodes
+and embeds a batch), as in Ray's audio batch-inference example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from distillcaps.retrieval.audio import load_padded
+
+if TYPE_CHECKING:
+    from distillcaps.config import Config
+    from distillcaps.retrieval.clap import ClapEncoder
+
+
+class EmbedAudio:
+    """Ray Data callable class: {"row", "path"} batch -> {"row", "embedding" (b, E)}."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import torch
+
+        from distillcaps.config import Config, from_dict
+        from distillcaps.retrieval.clap import build_clap
+
+        torch.set_num_threads(1)  # one actor per core; the machine is shared
+        cfg: Config = from_dict(Config, config)
+        self.clap = build_clap(cfg)
+        self.sample_rate, self.max_seconds = cfg.data.sample_rate, cfg.data.max_seconds
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        waves, lengths = load_padded(list(batch["path"]), self.sample_rate, self.max_seconds)
+        embedding = self.clap.embed_audio(waves, lengths).numpy().astype(np.float32)
+        return {"row": np.asarray(batch["row"]), "embedding": embedding}
+
+
+def init_ray(cfg: Config) -> None:
+    """A small local Ray if none is running: 2 CPUs, no dashboard, a small object store."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=cfg.retrieval.ray_object_store_mb * 1024 * 1024,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+
+
+def embed_records_ray(cfg: Config, paths: Sequence[str], actors: int = 1) -> np.ndarray:
+    """(N,) audio paths -> (N, E) float32 CLAP embeddings, computed by a Ray Data actor pool.
+
+    ``cfg.retrieval.clap_checkpoint`` should be resolved already (see pinned_config), so actors
+    load the same checkpoint instead of re-deriving it.
+    """
+    import ray
+
+    init_ray(cfg)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    items = [{"row": i, "path": str(p)} for i, p in enumerate(paths)]
+    ds = ray.data.from_items(items).map_batches(
+        EmbedAudio,
+        fn_constructor_kwargs={"config": cfg.to_dict()},
+        batch_size=cfg.retrieval.batch_size,
+        batch_format="numpy",
+        concurrency=actors,
+        num_cpus=1,
+    )
+    rows = ds.take_all()
+    rows.sort(key=lambda r: int(r["row"]))
+    if len(rows) != len(paths):
+        raise RuntimeError(f"Ray Data returned {len(rows)} embeddings for {len(paths)} clips")
+    return np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in rows])
+
+
+def embed_records_local(clap: ClapEncoder, paths: Sequence[str], cfg: Config) -> np.ndarray:
+    """Same as embed_records_ray, in this process (small sets, reports, tests)."""
+    out = []
+    for start in range(0, len(paths), cfg.retrieval.batch_size):
+        waves, lengths = load_padded(
+            paths[start : start + cfg.retrieval.batch_size], cfg.data.sample_rate, cfg.data.max_seconds
+        )
+        out.append(clap.embed_audio(waves, lengths).numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
