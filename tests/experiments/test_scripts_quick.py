@@ -126,7 +126,7 @@ def test_inference_time_quick(tmp_path: Path, data_root: Path) -> None:
 
 @pytest.mark.slow
 def test_sweep_quick_registers_a_loadable_champion(tmp_path: Path, data_root: Path) -> None:
-    from distillcaps.model import DistillCapsModel
+    from distillcaps.model.distillcaps_model import DistillCapsModel
     from distillcaps.serving.model_store import resolve_model
 
     code = load_script("sweep").main(quick_argv(tmp_path, data_root, "--num-samples", "4"))

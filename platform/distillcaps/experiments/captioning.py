@@ -110,8 +110,8 @@ def evaluate_with_training_datastore(
     Table 3's rule: out of domain, the datastore is the training domain's training captions (and its
     CLAP), never the evaluated domain's.
     """
-    from distillcaps.evaluation import score_captions
-    from distillcaps.model import DistillCapsModel
+    from distillcaps.evaluation.metrics import score_captions
+    from distillcaps.model.distillcaps_model import DistillCapsModel
     from distillcaps.retrieval import Retriever
 
     model = DistillCapsModel.load_checkpoint(checkpoint)

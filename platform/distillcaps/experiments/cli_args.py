@@ -31,6 +31,8 @@ def set_offline_environment() -> None:
         ("HF_HUB_OFFLINE", "1"),
         ("MLFLOW_DISABLE_TELEMETRY", "true"),
         ("RAY_USAGE_STATS_ENABLED", "0"),
+        # a shared, loaded machine can take longer than Ray's default to start a node
+        ("RAY_raylet_start_wait_time_s", "120"),
     ):
         os.environ.setdefault(key, value)
 

@@ -65,7 +65,7 @@ def time_sides(
 def run_inference_time(args: argparse.Namespace, *, train_fn: TrainFn = default_train) -> int:
     import torch
 
-    from distillcaps.model import DistillCapsModel
+    from distillcaps.model.distillcaps_model import DistillCapsModel
     from distillcaps.retrieval import Retriever
 
     source = config_source(args)

@@ -33,7 +33,7 @@ TRAIN_OVERRIDES = ("train.evaluate_after=false",)
 
 
 def default_train(cfg: Config, **kwargs: Any) -> Any:
-    from distillcaps.training import train
+    from distillcaps.training.trainer import train
 
     return train(cfg, **kwargs)
 
@@ -42,7 +42,7 @@ def default_evaluate(
     checkpoint: Path, cfg: Config, *, training_cfg: Config | None = None, **kwargs: Any
 ) -> Any:
     """Interface 8's evaluate; in-domain, so the training config adds nothing."""
-    from distillcaps.evaluation import evaluate
+    from distillcaps.evaluation.evaluate import evaluate
 
     return evaluate(checkpoint, cfg, **kwargs)
 

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow.tracking import MlflowClient
+
 from distillcaps.config import Config
 from distillcaps.experiments.cli_args import config_source, data_notes, output_dir, parse_seeds
 from distillcaps.experiments.outputs import finish_experiment
@@ -36,6 +38,7 @@ from distillcaps.registry import Registry
 SCRIPT = "sweep"
 MODEL_NAME = "distillcaps-student"
 ALIAS = "champion"
+CHECKPOINT_ARTIFACT = "checkpoint"  # where training logs the best checkpoint (serving reads it there)
 
 SEARCH_SPACES: Registry[Callable[[], dict[str, Any]]] = Registry("sweep search space")
 SEARCH_ALGORITHMS: Registry[Callable[..., Any]] = Registry("sweep search algorithm")
@@ -101,17 +104,14 @@ def trial_overrides(params: dict[str, Any]) -> list[str]:
 def make_trainable(
     source: ConfigSource, parent_run_id: str, seed: int, metric: str
 ) -> Callable[[dict], None]:
-    """The Tune trainable: one call = one trial = one ``train`` (a TorchTrainer fit) reporting to Tune."""
+    """The Tune trainable: one call = one trial = one TorchTrainer fit whose reports reach Tune."""
 
     def trial(params: dict[str, Any]) -> None:
         from ray import tune
-        from ray.tune.integration.ray_train import TuneReportCallback
-
-        from distillcaps.training import train
 
         trial_id = tune.get_context().get_trial_id()
         cfg = source.load(*trial_overrides(params), f"seed={seed}")
-        result = train(
+        result = train_reporting_to_tune(
             cfg,
             run_name=f"{SCRIPT}/trial_{trial_id}",
             parent_run_id=parent_run_id,
@@ -121,21 +121,97 @@ def make_trainable(
                 "trial_id": trial_id,
                 "seed": str(seed),
                 **{f"hp.{k}": str(v) for k, v in params.items()},
-            },  # fmt: skip
-            callbacks=[TuneReportCallback()],
+            },
         )
-        best = min((h[metric] for h in result.history if metric in h), default=None)
+        best = min((h[metric] for h in result.history if h.get(metric) is not None), default=None)
         # One last report carrying where the trial's best student is; ASHA sees the same metric.
         tune.report(
             {
                 metric: best if best is not None else float("inf"),
                 "mlflow_run_id": result.run_id,
                 "best_checkpoint": str(result.best_checkpoint),
-                "done": True,
             }
         )
 
     return trial
+
+
+def train_reporting_to_tune(cfg: Config, *, run_name: str, parent_run_id: str, tags: dict[str, str]) -> Any:
+    """``distillcaps.training.train`` with ``TuneReportCallback`` attached to its TorchTrainer.
+
+    Uses ``train(..., callbacks=[...])`` when the training library accepts callbacks; until then, the
+    same steps as ``train`` (caches, MLflow run, TorchTrainer fit, best checkpoint logged as the run's
+    ``checkpoint/`` artifacts) with the callback added to the ``ray.train.RunConfig``.
+    """
+    import inspect
+
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from distillcaps.training import trainer
+
+    callbacks = [TuneReportCallback()]
+    if "callbacks" in inspect.signature(trainer.train).parameters:
+        return trainer.train(
+            cfg, run_name=run_name, parent_run_id=parent_run_id, tags=tags, callbacks=callbacks
+        )
+    return _train_with_callbacks(cfg, run_name, parent_run_id, tags, callbacks)
+
+
+def _train_with_callbacks(cfg: Config, run_name: str, parent_run_id: str, tags: dict, callbacks: list) -> Any:
+    import dataclasses
+
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from distillcaps.tracking import RunLogger, log_config, start_run, tracking_uri
+    from distillcaps.training import trainer
+    from distillcaps.training.loop import steps_per_epoch, train_loop_per_worker
+
+    output_dir = (
+        Path(cfg.run_dir) / "train" / f"{run_name.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer.ensure_ray(cfg)
+    prepared = trainer.prepare_data(cfg)
+    uri = tracking_uri(cfg)
+    with start_run(cfg, run_name, parent_run_id, tags) as run:
+        run_id = run.info.run_id
+        log_config(run_id, cfg)
+        fitted = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={
+                "cfg": cfg.to_dict(),
+                "grid": list(prepared.grid) if prepared.grid else None,
+                "steps_per_epoch": steps_per_epoch(prepared.num_train_rows, cfg),
+                "run_id": run_id,
+                "tracking_uri": uri,
+                "checkpoint_metric": cfg.train.checkpoint_metric,
+                "resume_dir": None,
+            },
+            scaling_config=ScalingConfig(
+                num_workers=cfg.train.num_workers,
+                use_gpu=cfg.train.use_gpu,
+                resources_per_worker={"CPU": cfg.train.cpus_per_worker},
+            ),
+            run_config=RunConfig(
+                name="ray",
+                storage_path=str(output_dir),
+                failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+                checkpoint_config=CheckpointConfig(
+                    num_to_keep=1,
+                    checkpoint_score_attribute=cfg.train.checkpoint_metric,
+                    checkpoint_score_order="min",
+                ),
+                worker_runtime_env={"env_vars": trainer.forwarded_env()},
+                callbacks=callbacks,
+            ),
+            datasets=prepared.datasets,
+        ).fit()
+        best, last, history = trainer.collect_checkpoints(fitted, output_dir, cfg.train.checkpoint_metric)
+        RunLogger(uri, run_id).log_artifacts(best, "checkpoint")
+    fields = {f.name for f in dataclasses.fields(trainer.TrainResult)}
+    extra = {"skipped_files": prepared.skipped} if "skipped_files" in fields else {}
+    return trainer.TrainResult(run_id, output_dir, best, last, history, **extra)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -250,28 +326,33 @@ def summarize_best(
     results.extra["best_run_id"] = run_id
     results.extra["best_checkpoint"] = checkpoint
     if register:
-        version = register_champion(Path(checkpoint), run_id, cfg)
+        version = register_champion(run_id, cfg)
         results.extra["registered"] = f"models:/{MODEL_NAME}@{ALIAS} (version {version})"
         tracker.client.set_tag(parent_id, "registered_version", version)
         tracker.client.set_tag(run_id, "champion", "true")
 
 
-def register_champion(checkpoint: Path, run_id: str, cfg: Config) -> str:
-    """Upload the checkpoint dir as artifacts of the trial's run and point the champion alias at it.
+def register_champion(run_id: str, cfg: Config) -> str:
+    """Register the run's ``checkpoint/`` artifacts (logged by training) and point the alias at them.
 
-    The artifact layout (``checkpoint/`` holding config.json + safetensors + tokenizer) is the one
-    the serving side resolves (distillcaps.serving.model_store).
+    The artifacts are a DistillCaps checkpoint folder (config.json + safetensors + tokenizer), the
+    layout ``distillcaps.serving.model_store`` downloads for ``models:/distillcaps-student@champion``.
     """
-    from distillcaps.serving.model_store import register_checkpoint
+    from mlflow.exceptions import MlflowException
 
-    return register_checkpoint(
-        checkpoint,
-        name=MODEL_NAME,
-        alias=ALIAS,
-        tracking_uri=ExperimentTracker.uri_of(cfg),
-        experiment=cfg.tracking.experiment,
-        run_id=run_id,
-    )
+    client = MlflowClient(ExperimentTracker.uri_of(cfg))
+    if not client.list_artifacts(run_id, CHECKPOINT_ARTIFACT):
+        raise RuntimeError(f"run {run_id} has no {CHECKPOINT_ARTIFACT}/ artifacts to register")
+    try:
+        client.create_registered_model(
+            MODEL_NAME, description="DistillCaps student checkpoints (safetensors)"
+        )
+    except MlflowException:
+        pass  # already registered: add a version
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{CHECKPOINT_ARTIFACT}"
+    version = client.create_model_version(MODEL_NAME, source=source, run_id=run_id).version
+    client.set_registered_model_alias(MODEL_NAME, ALIAS, version)  # aliases, not stages
+    return str(version)
 
 
 def _fmt(value: Any) -> str:
