@@ -57,6 +57,14 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """parse_args that remembers the argument list, so the JSON records the exact command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return args
+
+
 def set_threads(threads: int) -> None:
     """Pin intra-op threads so that a figure means 'per N cores' and not 'whatever was free'."""
     import torch
@@ -308,7 +316,10 @@ class BenchmarkResult:
             "benchmark": self.name,
             "schema_version": SCHEMA_VERSION,
             "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "command": " ".join(["python", _relative_script()] + [shlex.quote(a) for a in sys.argv[1:]]),
+            "command": " ".join(
+                ["python", f"benchmarks/{self.name}.py"]
+                + [shlex.quote(a) for a in getattr(self.args, "argv", sys.argv[1:])]
+            ),
             "quick": bool(getattr(self.args, "quick", False)),
             "repeats": self.args.repeats,
             "warmup": self.args.warmup,
@@ -367,14 +378,6 @@ class BenchmarkResult:
             print(f"* {f}")
         for s in self.skipped:
             print(f"! skipped {s['what']}: {s['why']}")
-
-
-def _relative_script() -> str:
-    script = Path(sys.argv[0]).resolve()
-    try:
-        return str(script.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(script)
 
 
 def _fmt(v: Any) -> str:

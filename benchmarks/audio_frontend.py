@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchmarkResult, Case, base_parser, measure_alternating, paired_ratio, set_threads  # noqa: E402
+from _common import (  # noqa: E402
+    BenchmarkResult,
+    Case,
+    base_parser,
+    measure_alternating,
+    paired_ratio,
+    parse_args,
+    set_threads,
+)
 
 MODEL_RATE = 16_000
 
@@ -31,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (AudioCaps: 10 s)")
     parser.add_argument("--rates", type=int, nargs="+", default=[44_100, 16_000], help="file sample rates")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     clips = args.clips or (12 if args.quick else 40)
     set_threads(args.threads)
 

@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BenchmarkResult, Case, base_parser, measure_alternating, paired_ratio, set_threads  # noqa: E402
+from _common import (  # noqa: E402
+    BenchmarkResult,
+    Case,
+    base_parser,
+    measure_alternating,
+    paired_ratio,
+    parse_args,
+    set_threads,
+)
 
 DIM = 512
 # Queries per repetition (rounded up to whole batches): about a second of faiss flat search at batch 1.
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         help="k-means training sample per IVF list (-1: 32, 0: the index class's own training)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     args.hnsw_max_size = args.hnsw_max_size or HNSW_MAX_SIZE["quick" if args.quick else "full"]
     sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     set_threads(args.threads)

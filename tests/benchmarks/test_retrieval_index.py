@@ -6,8 +6,19 @@ from __future__ import annotations
 def test_retrieval_index_quick_small(bench):
     # --quick with tiny sizes so the test takes seconds; the real --quick run is in run_all.
     data = bench(
-        "retrieval_index.py", "--quick", "--sizes", "2000", "--queries", "32", "--batch-sizes", "1", "16",
-        "--repeats", "2", "--clusters", "50",
+        "retrieval_index.py",
+        "--quick",
+        "--sizes",
+        "2000",
+        "--queries",
+        "32",
+        "--batch-sizes",
+        "1",
+        "16",
+        "--repeats",
+        "2",
+        "--clusters",
+        "50",
     )
     indexes = {"faiss_flat", "torch_topk", "ivf", "hnsw"}
     names = {c["name"] for c in data["cases"]}
