@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "distillcaps.serving.cli",
     "distillcaps.training.cli",
     "distillcaps.evaluation.cli",
+    "distillcaps.model.cli",
 ]
 
 
