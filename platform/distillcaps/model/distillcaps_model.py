@@ -200,20 +200,18 @@ class AudioTokenizer(nn.Module):
     def from_config(cls, cfg, encoder_dim: int, llm_dim: int) -> AudioTokenizer:
         from distillcaps.model.fft_adapter import build_fft_adapter
         from distillcaps.model.projector import Projector
-        from distillcaps.model.qformer import WindowedQFormer
+        from distillcaps.model.qformer import build_qformer
 
-        qformer = WindowedQFormer.from_config(cfg.model.qformer, encoder_dim)
+        qformer = build_qformer(cfg.model.qformer, encoder_dim)
         return cls(
-            build_fft_adapter(cfg.model.adapter, encoder_dim),
-            qformer,
-            Projector.from_config(cfg.model, qformer.dim, llm_dim),
+            build_fft_adapter(cfg.model.adapter, encoder_dim), qformer, Projector(qformer.dim, llm_dim)
         )
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: tuple[int, int]):
-        # tokens (B, N, D) band-major, mask (B, N) bool -> (B, W, H), (B, W) bool
+        # tokens (B, N, D) band-major, mask (B, N) bool -> (B, W, H) audio tokens, (B, W) bool
         tokens = self.adapter(tokens, grid, mask)
-        queries, query_mask = self.qformer(tokens, mask, grid)
-        return self.projector(queries), query_mask
+        queries = self.qformer(tokens, grid, mask)
+        return self.projector(queries.tokens), queries.mask
 
 
 def _to(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
