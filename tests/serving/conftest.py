@@ -14,43 +14,66 @@ if str(HERE) not in sys.path:  # the stand-in backend and helpers live beside th
 
 from serving_helpers import DATASTORE, MODEL_NAME  # noqa: E402
 from standin_backend import write_standin_checkpoint  # noqa: E402
+from tiny_checkpoint import build_bases, write_tiny_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Checkpoint dirs (files only, no processes left running):
+
+    v1, v2: real tiny DistillCaps checkpoints (same frozen bases, trainable parts from seeds 0 and 1);
+    v3: the stand-in backend's checkpoint with a datastore, for the rag=true path.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("checkpoints")
+    llm_dir, encoder_dir = build_bases(root / "bases")
+    return {
+        "v1": write_tiny_checkpoint(root / "ckpt-v1", llm_dir, encoder_dir, seed=0),
+        "v2": write_tiny_checkpoint(root / "ckpt-v2", llm_dir, encoder_dir, seed=1),
+        "v3": write_standin_checkpoint(root / "ckpt-v3", "v3", DATASTORE),
+    }
 
 
 @pytest.fixture(scope="module")
-def model_registry(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """An MLflow sqlite store with two stand-in versions of distillcaps-student; champion -> 1."""
+def model_registry(tiny_checkpoints: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An MLflow sqlite store with versions 1, 2, 3 of distillcaps-student; champion -> 1."""
     from distillcaps.serving.model_store import register_checkpoint
 
     root = tmp_path_factory.mktemp("registry")
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     cwd = os.getcwd()
     os.chdir(root)  # MLflow puts a sqlite store's artifacts under ./mlruns
     try:
-        v1 = write_standin_checkpoint(root / "ckpt-v1", "v1")
-        v2 = write_standin_checkpoint(root / "ckpt-v2", "v2", DATASTORE)
-        assert register_checkpoint(v1, name=MODEL_NAME, alias="champion", tracking_uri=tracking_uri) == "1"
-        assert register_checkpoint(v2, name=MODEL_NAME, alias=None, tracking_uri=tracking_uri) == "2"
+        for version in ("1", "2", "3"):
+            alias = "champion" if version == "1" else None
+            checkpoint = tiny_checkpoints[f"v{version}"]
+            assert (
+                register_checkpoint(checkpoint, name=MODEL_NAME, alias=alias, tracking_uri=tracking_uri)
+                == version
+            )
     finally:
         os.chdir(cwd)
-    return {"tracking_uri": tracking_uri, "cache": root / "cache", "v1": v1, "v2": v2}
+    return {"tracking_uri": tracking_uri, **tiny_checkpoints}
 
 
 @pytest.fixture(scope="module")
-def local_ray(model_registry: dict):
+def local_ray(tmp_path_factory: pytest.TempPathFactory):
     """A 2-CPU Ray whose workers can import the stand-in backend; shut down after the module."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
+    cache = tmp_path_factory.mktemp("model-cache")  # where replicas download registry versions
     env_vars = {
         "PYTHONPATH": str(HERE),
-        "DISTILLCAPS_MODEL_CACHE": str(model_registry["cache"]),
+        "DISTILLCAPS_MODEL_CACHE": str(cache),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     import psutil
 
-    for attempt in range(2):  # a raylet can miss Ray's fixed 30 s start window on a busy 2-core box
+    for attempt in range(5):  # a raylet can miss Ray's fixed 30 s start window on a busy 2-core box
         before = {p.pid for p in psutil.Process().children(recursive=True)}
         try:
             ray.init(
@@ -65,8 +88,8 @@ def local_ray(model_registry: dict):
             for leftover in psutil.Process().children(recursive=True):  # what the failed start left
                 if leftover.pid not in before:
                     leftover.kill()
-            if attempt == 1:
+            if attempt == 4:
                 raise
-    os.environ["DISTILLCAPS_MODEL_CACHE"] = str(model_registry["cache"])
+    os.environ["DISTILLCAPS_MODEL_CACHE"] = str(cache)
     yield ray
     ray.shutdown()

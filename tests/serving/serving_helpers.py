@@ -35,13 +35,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def standin_options(model_registry: dict, **changes) -> dict:
-    """ServingConfig fields for the stand-in backend, loading the champion from the test registry."""
+def serving_options(model_registry: dict, **changes) -> dict:
+    """ServingConfig fields that load the champion from the test registry, with small limits."""
     options = {
         "model_uri": f"models:/{MODEL_NAME}@champion",
         "tracking_uri": model_registry["tracking_uri"],
-        "backend": "stand-in",
-        "plugin_modules": ["standin_backend"],
+        "backend": "distillcaps",
+        "plugin_modules": ["standin_backend"],  # so the stand-in can be switched to (rag tests)
         "max_upload_bytes": 1_000_000,  # small limits keep the over-limit requests small
         "max_duration_s": 5.0,
         "batch_wait_timeout_s": 0.2,

@@ -1,4 +1,5 @@
-"""The real Serve app on 127.0.0.1: captions over HTTP, every bad input, rag, registry, reconfigure, page."""
+"""The real Serve app on 127.0.0.1 serving a real tiny DistillCaps checkpoint from an MLflow registry:
+captions over HTTP, every bad input, rag, reconfigure to other versions, the page in Chromium."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from types import SimpleNamespace
 import httpx
 import numpy as np
 import pytest
-from serving_helpers import MODEL_NAME, encode, free_port, standin_options, tone
+from serving_helpers import MODEL_NAME, encode, free_port, serving_options, tone
+
+from distillcaps.serving.captioner import Captioner
+from distillcaps.serving.options import DecodingOptions
+from distillcaps.serving.upload import AudioLimits, decode_audio
 
 CHROMIUM = Path("/usr/bin/chromium")
+LIMITS = AudioLimits(max_bytes=1_000_000, max_duration_s=5.0)
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +29,21 @@ def service(local_ray, model_registry):
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(standin_options(model_registry)), name="distillcaps", route_prefix="/")
+    serve.run(build_app(serving_options(model_registry)), name="distillcaps", route_prefix="/")
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", client=client, registry=model_registry)
     client.close()
     serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def reference(model_registry):
+    """The same checkpoints loaded in this process: what the service must answer."""
+    return {v: Captioner.from_uri(str(model_registry[v])) for v in ("v1", "v2")}
+
+
+def expected(captioner: Captioner, audio: bytes, options: DecodingOptions | None = None) -> str:
+    return captioner.caption([decode_audio(audio, LIMITS).waveform], False, options)[0]
 
 
 def post_raw(service, body: bytes, content_type: str = "audio/wav", **params) -> httpx.Response:
@@ -36,33 +52,32 @@ def post_raw(service, body: bytes, content_type: str = "audio/wav", **params) ->
     )
 
 
-def test_caption_a_wav_from_the_registry_champion(service):
-    response = post_raw(service, encode(tone(440.0)))
+def test_caption_a_wav_from_the_registry_champion(service, reference):
+    audio = encode(tone(440.0))
+
+    response = post_raw(service, audio)
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["caption"] == "a loud middle tone (v1)"
+    assert body["caption"] == expected(reference["v1"], audio)
+    assert body["caption"].strip()
     assert body["rag"] is False
     assert body["model"] == {"name": MODEL_NAME, "version": "1"}
     assert body["latency_ms"] > 0
 
 
 @pytest.mark.parametrize(
-    ("fmt", "sample_rate", "channels", "freq", "pitch"),
-    [
-        ("WAV", 44_100, 2, 100.0, "low"),
-        ("FLAC", 22_050, 1, 440.0, "middle"),
-        ("OGG", 48_000, 2, 3000.0, "high"),
-    ],
+    ("fmt", "sample_rate", "channels"), [("WAV", 44_100, 2), ("FLAC", 22_050, 1), ("OGG", 48_000, 2)]
 )
-def test_multipart_upload_any_rate_stereo_downmixed(service, fmt, sample_rate, channels, freq, pitch):
-    audio = encode(tone(freq, sample_rate, 1.0, channels), sample_rate, fmt)
+def test_multipart_upload_any_rate_and_channels(service, reference, fmt, sample_rate, channels):
+    audio = encode(tone(300.0, sample_rate, 1.0, channels), sample_rate, fmt)
+
     response = service.client.post(
         "/v1/captions", files={"audio": (f"clip.{fmt.lower()}", audio, "application/octet-stream")}
     )
 
     assert response.status_code == 200, response.text
-    assert response.json()["caption"] == f"a loud {pitch} tone (v1)"
+    assert response.json()["caption"] == expected(reference["v1"], audio)
 
 
 def test_healthz_and_model_info(service):
@@ -71,8 +86,8 @@ def test_healthz_and_model_info(service):
 
     assert health.status_code == 200
     assert health.json()["model"] == {"name": MODEL_NAME, "version": "1"}
-    assert info["name"] == MODEL_NAME and info["version"] == "1"
-    assert info["config"] == {"label": "v1", "datastore_size": 0}
+    assert (info["name"], info["version"], info["backend"]) == (MODEL_NAME, "1", "distillcaps")
+    assert info["config"]["encoder"] == "tiny" and info["config"]["generation"]["max_new_tokens"] == 8
     assert info["rag_available"] is False
 
 
@@ -142,7 +157,7 @@ def bad_inputs() -> list[tuple[str, dict, int, str]]:
     ]
 
 
-def test_every_bad_input_gets_a_4xx_and_the_replica_keeps_serving(service):
+def test_every_bad_input_gets_a_4xx_and_the_replica_keeps_serving(service, reference):
     for what, kwargs, status, kind in bad_inputs():
         response = service.client.post("/v1/captions", **kwargs)
         assert response.status_code == status, f"{what}: {response.status_code} {response.text}"
@@ -150,16 +165,20 @@ def test_every_bad_input_gets_a_4xx_and_the_replica_keeps_serving(service):
         assert body["kind"] == kind, f"{what}: {body}"
         assert body["error"], f"{what}: no message"
 
-    after = post_raw(service, encode(tone(3000.0)))
+    audio = encode(tone(3000.0))
+    after = post_raw(service, audio)
     assert after.status_code == 200, after.text
-    assert after.json()["caption"] == "a loud high tone (v1)"
+    assert after.json()["caption"] == expected(reference["v1"], audio)
 
 
-def test_decoding_options_within_limits_are_applied(service):
-    response = post_raw(service, encode(tone()), num_beams=2, max_new_tokens=3)
+def test_decoding_options_within_limits_are_applied(service, reference):
+    audio = encode(tone(200.0))
+
+    response = post_raw(service, audio, num_beams=2, max_new_tokens=3)
 
     assert response.status_code == 200, response.text
-    assert response.json()["caption"] == "a loud middle"
+    want = expected(reference["v1"], audio, DecodingOptions(num_beams=2, max_new_tokens=3))
+    assert response.json()["caption"] == want
 
 
 def test_concurrent_requests_share_batches(service):
@@ -181,6 +200,9 @@ def test_page_in_headless_chromium_shows_the_caption(service, tmp_path):
 
     wav = tmp_path / "tone.wav"
     wav.write_bytes(encode(tone(3000.0, 44_100, 1.0, 2), 44_100))
+    want = service.client.post("/v1/captions", files={"audio": ("tone.wav", wav.read_bytes())}).json()[
+        "caption"
+    ]
     args = [
         "--headless",
         "--no-sandbox",
@@ -204,31 +226,75 @@ def test_page_in_headless_chromium_shows_the_caption(service, tmp_path):
         finally:
             browser.close()
 
-    assert caption == "a loud high tone (v1)"
-    assert "without retrieval" in meta and " ms" in meta
+    assert caption == want
+    assert f"model {MODEL_NAME} v1" in meta and "without retrieval" in meta and " ms" in meta
 
 
-def test_reconfigure_switches_to_another_version_without_restart(service):
+def test_reconfigure_switches_to_another_version_without_restart(service, reference):
     from ray import serve
 
     from distillcaps.serving.app import build_app
 
     before = service.client.get("/v1/model").json()
-    options = standin_options(service.registry, model_uri=f"models:/{MODEL_NAME}/2", retrieval=True)
-    serve.run(build_app(options), name="distillcaps", route_prefix="/")
+    serve.run(
+        build_app(serving_options(service.registry, model_uri=f"models:/{MODEL_NAME}/2")),
+        name="distillcaps",
+        route_prefix="/",
+    )
     after = wait_for_version(service, "2")
+    audio = encode(tone(440.0))
+    response = post_raw(service, audio)
 
     assert after["replica_id"] == before["replica_id"]  # reconfigure(), not a new replica
-    assert after["rag_available"] is True
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == {"name": MODEL_NAME, "version": "2"}
+    assert response.json()["caption"] == expected(reference["v2"], audio)
+
+
+def test_rag_true_uses_the_deployed_datastore(service):
+    """Version 3 is the stand-in backend with a datastore (a real CLAP datastore is too slow here)."""
+    from ray import serve
+
+    from distillcaps.serving.app import build_app
+
+    options = serving_options(service.registry, model_uri=f"models:/{MODEL_NAME}/3", backend="stand-in")
+    serve.run(build_app({**options, "retrieval": True}), name="distillcaps", route_prefix="/")
+    info = wait_for_version(service, "3")
+
     response = post_raw(service, encode(tone(100.0)), rag="true")
+
+    assert info["rag_available"] is True
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == {"name": MODEL_NAME, "version": "2"}
-    assert body["rag"] is True
-    assert body["caption"] == "a loud low tone (v2), like a low hum of an engine"
+    assert body["rag"] is True and body["model"]["version"] == "3"
+    assert body["caption"] == "a loud low tone (v3), like a low hum of an engine"
 
 
-def wait_for_version(service, version: str, attempts: int = 120) -> dict:
+def test_a_failed_reconfigure_keeps_the_loaded_model_serving(service):
+    from ray import serve
+
+    from distillcaps.serving.app import build_app
+
+    before = service.client.get("/v1/model").json()
+    options = serving_options(service.registry, model_uri=f"models:/{MODEL_NAME}/99")
+    serve.run(build_app(options), name="distillcaps", route_prefix="/")
+    info = wait_for(service, lambda i: bool(i.get("load_error")))
+
+    assert info["version"] == before["version"]
+    assert "models:/distillcaps-student/99" in info["load_error"]
+    assert service.client.get("/healthz").status_code == 200
+
+
+def wait_for(service, done, attempts: int = 240) -> dict:
+    for _ in range(attempts):
+        info = service.client.get("/v1/model").json()
+        if done(info):
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"the service never reached the expected state: {info}")
+
+
+def wait_for_version(service, version: str, attempts: int = 240) -> dict:
     for _ in range(attempts):
         info = service.client.get("/v1/model").json()
         if info.get("version") == version:

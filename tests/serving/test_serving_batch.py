@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from serving_helpers import encode, standin_options, tone
+from serving_helpers import encode, tone
 
 from distillcaps.cli import main
 from distillcaps.serving.batch import output_paths, read_inputs
+from distillcaps.serving.captioner import Captioner
 from distillcaps.serving.model_store import resolve_model
+from distillcaps.serving.upload import AudioLimits, decode_audio
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -32,24 +34,25 @@ def audio_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def test_caption_batch_folder_with_a_corrupt_file(local_ray, model_registry, audio_folder, tmp_path):
+def test_caption_batch_folder_with_a_corrupt_file(local_ray, tiny_checkpoints, audio_folder, tmp_path):
     out = tmp_path / "out" / "predictions.csv"
-    options = standin_options(model_registry)
-    argv = ["caption-batch", options["model_uri"], str(audio_folder), "--out", str(out)]
-    argv += ["--tracking-uri", options["tracking_uri"], "--backend", "stand-in", "--batch-size", "2"]
-    import standin_backend  # noqa: F401  (registers the stand-in backend in this process too)
+    argv = ["caption-batch", str(tiny_checkpoints["v1"]), str(audio_folder), "--out", str(out)]
+    argv += ["--batch-size", "2", "--concurrency", "1"]
 
     assert main(argv) == 0
 
     predictions = read_csv(out)
     errors = read_csv(out.parent / "predictions_errors.csv")
-    assert predictions == [
-        {"file_name": "a_low.wav", "caption_predicted": "a loud low tone (v1)"},
-        {"file_name": "b_high.flac", "caption_predicted": "a loud high tone (v1)"},
-        {"file_name": "sub/c_middle.ogg", "caption_predicted": "a loud middle tone (v1)"},
-    ]
+    captioner = Captioner.from_uri(str(tiny_checkpoints["v1"]))
+    limits = AudioLimits()
+    files = ["a_low.wav", "b_high.flac", "sub/c_middle.ogg"]
+    assert [row["file_name"] for row in predictions] == files
+    for row in predictions:
+        wave = decode_audio((audio_folder / row["file_name"]).read_bytes(), limits).waveform
+        assert row["caption_predicted"] == captioner.caption([wave])[0]
     assert [row["file_name"] for row in errors] == ["d_corrupt.wav"]
     assert "truncated" in errors[0]["error"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.csv", "predictions_errors.csv"]
 
 
 def test_manifest_inputs_resolve_relative_to_the_manifest(tmp_path):

@@ -69,7 +69,9 @@ class CaptionModel:
             except Exception as err:
                 self.load_error = f"{cfg.model_uri}: {type(err).__name__}: {err}"
                 logger.error("model load failed: %s", self.load_error)
-                raise
+                if self.captioner is None:
+                    raise  # nothing to serve: let Serve see the failure
+                return  # keep serving the loaded model; /v1/model shows load_error
             # Swap in one assignment: in-flight batches keep the captioner they started with.
             self.captioner, self.load_error = captioner, None
             logger.info("loaded model %s version %s", captioner.name, captioner.version)
@@ -86,6 +88,7 @@ class CaptionModel:
             return {"loaded": False, "error": self.load_error}
         info = self.captioner.describe()
         info["loaded"] = True
+        info["load_error"] = self.load_error  # a failed reconfigure, while the old model serves on
         info["replica_id"] = serve.get_replica_context().replica_id.unique_id
         info["batching"] = {
             "max_batch_size": self.cfg.max_batch_size,

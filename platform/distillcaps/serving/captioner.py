@@ -109,7 +109,10 @@ class DistillCapsBackend:
     def __init__(self, checkpoint_dir: Path, *, retrieval: bool = False) -> None:
         import torch
 
-        from distillcaps.model import DistillCapsModel
+        try:
+            from distillcaps.model import DistillCapsModel
+        except ImportError:  # before the package re-exports it
+            from distillcaps.model.distillcaps_model import DistillCapsModel
 
         self.model = DistillCapsModel.load_checkpoint(checkpoint_dir)
         self.model.eval()
