@@ -116,6 +116,8 @@ class DecodeAudio:
             lengths.append(length)
         batch["audio"] = np.stack(waves).astype(np.float32)  # (B, S)
         batch["audio_lengths"] = np.asarray(lengths, dtype=np.int64)  # (B,)
+        if "retrieved" in batch:
+            batch["retrieved"] = plain_lists(batch["retrieved"])
         return batch
 
 
@@ -134,7 +136,16 @@ class AttachFeatures:
         clips = batch["clip"].astype(np.int64)
         batch["encoder_tokens"] = np.ascontiguousarray(self.cache.tokens[clips], dtype=np.float32)
         batch["encoder_mask"] = np.ascontiguousarray(self.cache.mask[clips])
+        batch["retrieved"] = plain_lists(batch["retrieved"])
         return batch
+
+
+def plain_lists(column) -> np.ndarray:
+    """Lists of str in an object array: numpy string arrays inside objects do not convert to Arrow."""
+    out = np.empty(len(column), dtype=object)
+    for i, item in enumerate(column):
+        out[i] = [str(x) for x in item]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,12 +191,14 @@ def to_model_batch(batch: dict[str, np.ndarray], grid: tuple[int, int] | None) -
 
     out: dict[str, Any] = {"fname": [str(f) for f in batch["fname"]]}
     if "encoder_tokens" in batch:
-        out["encoder_tokens"] = torch.from_numpy(np.asarray(batch["encoder_tokens"], dtype=np.float32))
-        out["encoder_mask"] = torch.from_numpy(np.asarray(batch["encoder_mask"], dtype=bool))
+        out["encoder_tokens"] = torch.tensor(
+            np.asarray(batch["encoder_tokens"], dtype=np.float32)
+        )  # copies: Ray batches are read-only
+        out["encoder_mask"] = torch.tensor(np.asarray(batch["encoder_mask"], dtype=bool))
         out["encoder_grid"] = tuple(grid)
     else:
-        out["audio"] = torch.from_numpy(np.asarray(batch["audio"], dtype=np.float32))
-        out["audio_lengths"] = torch.from_numpy(np.asarray(batch["audio_lengths"], dtype=np.int64))
+        out["audio"] = torch.tensor(np.asarray(batch["audio"], dtype=np.float32))
+        out["audio_lengths"] = torch.tensor(np.asarray(batch["audio_lengths"], dtype=np.int64))
     if "caption" in batch:
         out["captions"] = [str(c) for c in batch["caption"]]
     if "references" in batch:

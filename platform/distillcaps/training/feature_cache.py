@@ -136,8 +136,8 @@ class EncodeFrozen:
 
         with torch.no_grad():
             out = self.encoder(
-                torch.from_numpy(batch["audio"]).to(self.device),
-                torch.from_numpy(batch["audio_lengths"]).to(self.device),
+                torch.tensor(batch["audio"]).to(self.device),  # a copy: Ray batches are read-only
+                torch.tensor(batch["audio_lengths"]).to(self.device),
             )
         return {
             "clip": batch["clip"],

@@ -74,6 +74,7 @@ def train(
             f"train.checkpoint_metric: {cfg.train.checkpoint_metric!r} is not one of "
             f"{', '.join(CHECKPOINT_METRICS)}"
         )
+    cfg = with_absolute_paths(cfg)  # Ray workers need not share the driver's working directory
     run_id = None
     if resume_dir is not None:
         resume_dir = Path(resume_dir).resolve()
@@ -165,6 +166,24 @@ def prepare_data(cfg: Config) -> PreparedData:
     return PreparedData(datasets, grid, num_train_rows, skipped)
 
 
+def with_absolute_paths(cfg: Config) -> Config:
+    from distillcaps.config import from_dict
+
+    raw = cfg.to_dict()
+    for section, key in (
+        (None, "run_dir"),
+        ("data", "dataset_dir"),
+        ("data", "data_root"),
+        ("data", "cache_dir"),
+        ("eval", "metrics_cache"),
+        ("eval", "corenlp_dir"),
+    ):
+        node = raw if section is None else raw[section]
+        if node.get(key):
+            node[key] = str(Path(node[key]).expanduser().resolve())
+    return from_dict(Config, raw)
+
+
 def ensure_ray(cfg: Config) -> None:
     """Join a running Ray cluster ($RAY_ADDRESS or an initialised one) or start a small local one."""
     import ray
@@ -174,7 +193,8 @@ def ensure_ray(cfg: Config) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"])
         return
-    for attempt in range(2):
+    attempts = 5
+    for attempt in range(attempts):
         try:
             ray.init(
                 object_store_memory=cfg.train.object_store_mb * 1024 * 1024,
@@ -182,10 +202,11 @@ def ensure_ray(cfg: Config) -> None:
                 runtime_env={"env_vars": forwarded_env()},
             )
             return
-        except Exception:  # a raylet that does not come up within Ray's 30 s on a loaded machine
-            if attempt:
-                raise
+        except Exception:  # a raylet that does not come up within Ray's fixed 30 s on a loaded machine
             ray.shutdown()
+            if attempt == attempts - 1:
+                raise
+            print(f"Ray did not start (machine busy?); retrying ({attempt + 2}/{attempts})", flush=True)
 
 
 def forwarded_env() -> dict[str, str]:
