@@ -36,10 +36,14 @@ def small_config(tmp_path, *overrides):
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(tmp_path_factory):
     import ray
 
-    ray.init(num_cpus=2, object_store_memory=512 * 1024 * 1024, include_dashboard=False)
+    from distillcaps.training.trainer import ensure_ray
+
+    # The kill test's environment variable must reach the workers: train() forwards DISTILLCAPS_*
+    # through the Train workers' runtime_env, so one cluster serves both tests.
+    ensure_ray(small_config(tmp_path_factory.mktemp("ray")))
     yield
     ray.shutdown()
 
@@ -125,3 +129,16 @@ def test_unknown_checkpoint_metric_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="train.checkpoint_metric"):
         train(small_config(tmp_path, "train.checkpoint_metric=bleu_9"))
     assert not os.path.exists(tmp_path / "runs" / "train")
+
+
+@pytest.mark.slow
+def test_resume_continues_a_stopped_run(tmp_path, ray_cluster):
+    from distillcaps.training.trainer import train
+
+    first = train(small_config(tmp_path, "train.epochs=1", "train.evaluate_after=false"))
+    resumed = train(
+        small_config(tmp_path, "train.epochs=2", "train.evaluate_after=false"), resume_dir=first.output_dir
+    )
+    assert resumed.run_id == first.run_id and resumed.output_dir == first.output_dir
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert [h["global_step"] for h in resumed.history] == [10, 20]

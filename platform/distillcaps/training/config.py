@@ -30,5 +30,8 @@ class TrainConfig:
     max_failures: int = 1
     random_crop: bool = True  # training crops at random when the feature cache is off (else at 0)
     shuffle_buffer: int = 256  # rows; Ray Data's local shuffle while streaming into workers (0: off)
+    # CPUs each Ray Data stage asks for. Inside a Tune trial on 2 cores (trial driver 1 CPU + two
+    # workers x 0.5) nothing is left: use 0 there, or the data stages are never scheduled.
+    data_stage_cpus: float = 0.25
     object_store_mb: int = 1024  # when train() starts Ray itself; Ray's default (~7 GB) is too much here
     evaluate_after: bool = True  # evaluate the best checkpoint (with and without RAG) at the end

@@ -8,8 +8,8 @@ Train workers read them with ``ray.train.get_dataset_shard(name).iter_batches(..
 splits every dataset passed to ``TorchTrainer(datasets=...)`` equally across workers).
 
 Each stage is a class: ``__init__`` loads what it needs once per Ray actor, ``__call__(batch)`` works
-on a numpy batch. Stages ask for a fraction of a CPU so that they still get scheduled on 2 cores
-when Train workers (and a Tune trial's driver) hold the rest.
+on a numpy batch. Stages ask for ``train.data_stage_cpus`` (a fraction) so that they still get
+scheduled on 2 cores next to the Train workers (0 inside a Tune trial there: see TrainConfig).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
     from distillcaps.config import Config
     from distillcaps.data.records import ClipRecord
-
-STAGE_CPUS = 0.25  # a data stage is light next to a training step; leaves room on a 2-core machine
 
 
 @dataclass
@@ -169,11 +167,11 @@ def audio_dataset(rows: list[dict[str, Any]], cfg: Config, *, random_crop: bool)
         },
         batch_size=16,
         concurrency=1,
-        num_cpus=STAGE_CPUS,
+        num_cpus=cfg.train.data_stage_cpus,
     )
 
 
-def feature_dataset(rows: list[dict[str, Any]], feature_dir: Path) -> ray.data.Dataset:
+def feature_dataset(rows: list[dict[str, Any]], feature_dir: Path, cfg: Config) -> ray.data.Dataset:
     import ray.data
 
     return ray.data.from_items(rows).map_batches(
@@ -181,7 +179,7 @@ def feature_dataset(rows: list[dict[str, Any]], feature_dir: Path) -> ray.data.D
         fn_constructor_kwargs={"feature_dir": str(feature_dir)},
         batch_size=64,
         concurrency=1,
-        num_cpus=STAGE_CPUS,
+        num_cpus=cfg.train.data_stage_cpus,
     )
 
 

@@ -18,6 +18,7 @@ encoder features. Workers then only read caches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -159,7 +160,7 @@ def prepare_data(cfg: Config) -> PreparedData:
         if use_features:
             folder = ensure_features(cfg, records[split], splits[split])
             grid = FeatureCache.open(folder).grid
-            datasets[split] = feature_dataset(rows, folder)
+            datasets[split] = feature_dataset(rows, folder, cfg)
         else:
             datasets[split] = audio_dataset(rows, cfg, random_crop=cfg.train.random_crop and split == "train")
     num_train_rows = sum(len(r.captions) for r in records["train"])
@@ -196,17 +197,35 @@ def ensure_ray(cfg: Config) -> None:
     attempts = 5
     for attempt in range(attempts):
         try:
-            ray.init(
-                object_store_memory=cfg.train.object_store_mb * 1024 * 1024,
-                include_dashboard=False,
-                runtime_env={"env_vars": forwarded_env()},
-            )
+            start_local_ray(cfg)
             return
         except Exception:  # a raylet that does not come up within Ray's fixed 30 s on a loaded machine
-            ray.shutdown()
             if attempt == attempts - 1:
                 raise
             print(f"Ray did not start (machine busy?); retrying ({attempt + 2}/{attempts})", flush=True)
+
+
+def start_local_ray(cfg: Config) -> None:
+    """ray.init for a small local cluster; if it fails, end the processes this attempt started
+    (a failed ray.init leaves its GCS server and helpers running, which only adds to the load)."""
+    import psutil
+    import ray
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    try:
+        ray.init(
+            object_store_memory=cfg.train.object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            runtime_env={"env_vars": forwarded_env()},
+        )
+    except Exception:
+        ray.shutdown()
+        for child in me.children(recursive=True):
+            if child.pid not in before:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        raise
 
 
 def forwarded_env() -> dict[str, str]:
