@@ -78,6 +78,34 @@ def set_threads(threads: int) -> None:
         pass
 
 
+def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
+    """A small local Ray (256 MB object store, no dashboard). On a loaded machine the raylet can miss
+    Ray's start window: wait longer (RAY_raylet_start_wait_time_s) and retry."""
+    import ray
+
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
+    for attempt in range(attempts):
+        try:
+            ray.init(
+                num_cpus=num_cpus,
+                object_store_memory=256 * 1024 * 1024,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={
+                    "env_vars": {
+                        k: os.environ[k]
+                        for k in ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
+                    }
+                },
+            )
+            return
+        except Exception:
+            ray.shutdown()
+            if attempt == attempts - 1:
+                raise
+            print(f"Ray did not start (machine busy?); retrying ({attempt + 2}/{attempts})", flush=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Timing
 

@@ -1,0 +1,179 @@
+"""Data pipeline headroom: rows/s the Ray Data pipeline delivers alone vs rows/s training consumes
+(cache off). The pipeline must not be the bottleneck: target ratio >= 2 on CPU.
+
+    python benchmarks/data_pipeline.py            # 40 clips x 5 captions = 200 rows per epoch
+    python benchmarks/data_pipeline.py --quick    # 16 clips x 5 = 80 rows
+
+Sides, alternating (each repetition is one epoch over the same rows):
+  pipeline   the training room's Ray Data pipeline with the cache off
+             (``distillcaps.training.data_pipeline.audio_dataset``: from_items -> DecodeAudio
+             actor stage: decode + resample + random crop), iterated with iter_batches as a Train
+             worker does, nothing consuming the batches
+  training   distill steps (frozen encoder + both branches + backward + AdamW) on ready batches of
+             audio, in this process, ``--threads`` threads; a randomly initialised tiny model
+The ratio pipeline / training is the headroom. Each side runs alone here, so it is an upper bound of
+the headroom inside a real run where both share the cores. Ray runs locally with ``--ray-cpus`` CPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    BenchmarkResult,
+    Case,
+    base_parser,
+    measure_alternating,
+    paired_ratio,
+    parse_args,
+    set_threads,
+    start_local_ray,
+)
+from _tiny_stack import build_random_tiny_stack, synthetic_captions  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=0, help="clips per epoch (0: 40, or 16 with --quick)")
+    parser.add_argument("--captions-per-clip", type=int, default=5, help="rows per clip (Clotho: 5)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="clip length (synthetic set: 5 s)")
+    parser.add_argument("--rate", type=int, default=44_100, help="file sample rate (Clotho: 44.1 kHz)")
+    parser.add_argument("--batch", type=int, default=32, help="rows per training step (tiny preset: 32)")
+    parser.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray instance")
+    args = parse_args(parser, argv)
+    clips = args.clips or (16 if args.quick else 40)
+    set_threads(args.threads)
+
+    import ray
+
+    from distillcaps.config import load_config
+    from distillcaps.data.records import ClipRecord
+    from distillcaps.training.data_pipeline import audio_dataset, split_rows, to_model_batch
+
+    with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
+        tmp = Path(tmp)
+        captions = synthetic_captions(clips * args.captions_per_clip, seed=1)
+        records = [
+            ClipRecord(
+                fname=p.name,
+                path=p,
+                captions=captions[i * args.captions_per_clip :][: args.captions_per_clip],
+                dataset="bench",
+                subset="dev",
+                index=i,
+            )
+            for i, p in enumerate(write_wavs(tmp / "wav", clips, args.seconds, args.rate))
+        ]
+        retrieved = {
+            r.fname: [{"caption": c} for c in captions[(i * 3) % len(captions) :][:3]]
+            for i, r in enumerate(records)
+        }
+        rows = split_rows(records, retrieved, per="caption")
+        stack = build_random_tiny_stack(
+            tmp / "stack", [f"data.max_seconds={args.seconds}"], datastore_size=1000
+        )
+        cfg = load_config("tiny", [f"data.max_seconds={args.seconds}"])
+        model = stack.model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+
+        start_local_ray(args.ray_cpus)
+        try:
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False
+            ctx.print_on_execution_start = False
+
+            def pipeline_epoch() -> None:
+                ds = audio_dataset(rows, cfg, random_crop=True)
+                delivered = sum(
+                    len(b["caption"]) for b in ds.iter_batches(batch_size=args.batch, batch_format="numpy")
+                )
+                assert delivered == len(rows), f"pipeline delivered {delivered} of {len(rows)} rows"
+
+            # Training consumes ready batches: decode them once (outside the timing) with the same stage.
+            first = next(
+                iter(
+                    audio_dataset(rows, cfg, random_crop=True).iter_batches(
+                        batch_size=len(rows), batch_format="numpy"
+                    )
+                )
+            )
+            batches = [
+                to_model_batch({k: v[i : i + args.batch] for k, v in first.items()}, None)
+                for i in range(0, len(rows), args.batch)
+            ]
+
+            def training_epoch() -> None:
+                for batch in batches:
+                    loss = model.compute_loss(batch, mode="distill").loss
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+
+            params = {"rows": len(rows), "clips": clips, "batch": args.batch, "feature_cache": False}
+            pipeline = Case("pipeline", "rows", len(rows), {**params, "ray_cpus": args.ray_cpus})
+            training = Case("training", "rows", len(rows), {**params, "threads": args.threads})
+            measure_alternating(
+                [(pipeline, pipeline_epoch), (training, training_epoch)], args.repeats, args.warmup
+            )
+        finally:
+            ray.shutdown()
+
+    result = BenchmarkResult(
+        name="data_pipeline",
+        args=args,
+        settings={
+            "model": stack.description,
+            "clips": clips,
+            "rows_per_epoch": len(rows),
+            "captions_per_clip": args.captions_per_clip,
+            "clip_seconds": args.seconds,
+            "file_rate": args.rate,
+            "batch": args.batch,
+            "ray_cpus": args.ray_cpus,
+            "pipeline": "distillcaps.training.data_pipeline.audio_dataset (DecodeAudio, concurrency 1, "
+            "0.25 CPU) + iter_batches; includes the stage's actor start-up each epoch",
+            "training": "distill steps from audio (cache off), this process",
+            "cpu_count": os.cpu_count(),
+        },
+        versions=("ray", "torch", "torchaudio", "soundfile"),
+    )
+    result.add(pipeline)
+    result.add(training)
+    headroom = paired_ratio("pipeline / training (rows/s): headroom", pipeline, training)
+    result.ratios.append(headroom)
+    verdict = "meets" if headroom["median"] >= 2 else "DOES NOT meet"
+    result.findings.append(
+        f"the Ray Data pipeline delivers {pipeline.median_rate:.1f} rows/s alone, training consumes "
+        f"{training.median_rate:.1f} rows/s: headroom {headroom['median']:.2f}x, "
+        f"which {verdict} the >= 2x target "
+        f"(each row decodes its clip: {args.captions_per_clip} decodes per clip per epoch)"
+    )
+    result.write()
+    return 0
+
+
+def write_wavs(folder: Path, count: int, seconds: float, rate: int) -> list[Path]:
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = folder / f"clip_{i:04d}.wav"
+        sf.write(
+            path, (0.1 * rng.standard_normal(int(rate * seconds))).astype(np.float32), rate, subtype="PCM_16"
+        )
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""Serving batching: throughput and p50/p99 latency at concurrency 1, 4 and 16 with ``@serve.batch``
+(max batch size 8) vs batching off (max batch size 1), on loopback, bounded requests and time.
+
+    python benchmarks/serve_batching.py            # 32 requests per (mode, concurrency) point
+    python benchmarks/serve_batching.py --quick    # 16
+
+The service is the serving room's app (``distillcaps.serving.app.build_app``: FastAPI ingress +
+batched CaptionModel deployment) on a local Ray Serve bound to 127.0.0.1, serving a checkpoint of
+a randomly initialised tiny DistillCapsModel whose decoding is pinned to exactly ``--new-tokens``
+tokens (min = max), so every request costs the same. Batching is switched by redeploying with a new
+``user_config`` (``reconfigure`` swaps only the batch parameters, the model stays loaded). Each
+repetition runs both modes (alternating order) at every concurrency; a point sends ``--requests``
+requests (wav uploads of ``--seconds`` s) through ``--concurrency`` httpx clients.
+(``benchmarks/serve_load.py``, the serving room's, is the >= 300-request load test.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    BenchmarkResult,
+    Case,
+    base_parser,
+    paired_ratio,
+    parse_args,
+    percentile,
+    start_local_ray,
+)
+from _tiny_stack import build_random_tiny_stack  # noqa: E402
+
+MODES = {"batched": 8, "unbatched": 1}  # max_batch_size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument(
+        "--requests", type=int, default=0, help="requests per point (0: 32, or 16 with --quick)"
+    )
+    parser.add_argument("--seconds", type=float, default=2.0, help="audio per request")
+    parser.add_argument("--new-tokens", type=int, default=20, help="tokens decoded per caption (pinned)")
+    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.02, help="the serving default")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="stop a point's requests after this")
+    args = parse_args(parser, argv)
+    requests = args.requests or (16 if args.quick else 32)
+
+    import ray
+    from ray import serve
+
+    from distillcaps.serving.app import build_app
+
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        tmp = Path(tmp)
+        n = args.new_tokens
+        stack = build_random_tiny_stack(
+            tmp / "stack",
+            [
+                f"model.generation.max_new_tokens={n}",
+                f"model.generation.min_new_tokens={n}",
+                "model.generation.num_beams=1",
+            ],
+            datastore_size=500,
+        )
+        checkpoint = stack.model.save_checkpoint(tmp / "checkpoint")
+        body = wav_bytes(args.seconds)
+        start_local_ray(2)
+        try:
+            port = free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            url = f"http://127.0.0.1:{port}"
+
+            def deploy(max_batch_size: int) -> None:
+                serve.run(
+                    build_app(
+                        {
+                            "model_uri": str(checkpoint),
+                            "max_batch_size": max_batch_size,
+                            "batch_wait_timeout_s": args.batch_wait_timeout_s,
+                        }
+                    ),
+                    name="bench",
+                    route_prefix="/",
+                )
+
+            cases = {
+                (mode, c): Case(
+                    f"{mode}/c{c}",
+                    "requests",
+                    requests,
+                    {"mode": mode, "max_batch_size": size, "concurrency": c, "requests": requests},
+                )
+                for mode, size in MODES.items()
+                for c in args.concurrency
+            }
+            latencies = {key: [] for key in cases}
+            batch_sizes = {key: Counter() for key in cases}
+            statuses = {key: Counter() for key in cases}
+            order = list(MODES)
+            for rep in range(args.warmup + args.repeats):
+                for mode in order if rep % 2 == 0 else reversed(order):
+                    deploy(MODES[mode])
+                    for c in args.concurrency:
+                        point = asyncio.run(run_point(url, body, requests, c, args.max_seconds))
+                        if rep < args.warmup:
+                            continue
+                        key = (mode, c)
+                        cases[key].record(point["wall_s"])
+                        latencies[key] += point["latencies_s"]
+                        batch_sizes[key].update(point["batch_sizes"])
+                        statuses[key].update(point["statuses"])
+                        print(f"rep {rep - args.warmup} {mode} c={c}: {point['wall_s']:.2f} s", flush=True)
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+    result = BenchmarkResult(
+        name="serve_batching",
+        args=args,
+        settings={
+            "model": stack.description,
+            "decoding": f"greedy, exactly {n} new tokens per caption",
+            "modes": {
+                m: {"max_batch_size": s, "batch_wait_timeout_s": args.batch_wait_timeout_s}
+                for m, s in MODES.items()
+            },
+            "concurrency": args.concurrency,
+            "requests_per_point": requests,
+            "audio_seconds": args.seconds,
+            "transport": "HTTP on 127.0.0.1 (httpx.AsyncClient), POST /v1/captions with audio/wav",
+            "ray_cpus": 2,
+            "cpu_count": os.cpu_count(),
+        },
+        versions=("ray", "fastapi", "httpx", "torch", "transformers"),
+    )
+    for key, case in cases.items():
+        lat_ms = [1000 * x for x in latencies[key]]
+        case.extra.update(
+            {
+                "p50_ms": round(percentile(lat_ms, 50), 1) if lat_ms else None,
+                "p99_ms": round(percentile(lat_ms, 99), 1) if lat_ms else None,
+                "batch_size_counts": {str(k): v for k, v in sorted(batch_sizes[key].items())},
+                "status_counts": {str(k): v for k, v in sorted(statuses[key].items())},
+            }
+        )
+        result.add(case)
+    for c in args.concurrency:
+        on, off = cases[("batched", c)], cases[("unbatched", c)]
+        ratio = paired_ratio(f"batched / unbatched @c{c} (requests/s)", on, off)
+        result.ratios.append(ratio)
+        result.findings.append(
+            f"concurrency {c}: batched {on.median_rate:.2f} req/s (p50 {on.extra['p50_ms']} ms, p99 "
+            f"{on.extra['p99_ms']} ms) vs unbatched {off.median_rate:.2f} req/s "
+            f"(p50 {off.extra['p50_ms']} ms, p99 {off.extra['p99_ms']} ms): {ratio['median']:.2f}x throughput"
+        )
+    result.write()
+    return 0
+
+
+async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_seconds: float) -> dict:
+    """``requests`` POSTs through ``concurrency`` clients; stops sending after ``max_seconds``."""
+    import httpx
+
+    latencies, sizes, statuses = [], Counter(), Counter()
+    sent = 0
+    deadline = time.monotonic() + max_seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while sent < requests and time.monotonic() < deadline:
+            sent += 1
+            started = time.perf_counter()
+            response = await client.post("/v1/captions", content=body, headers={"content-type": "audio/wav"})
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] += 1
+            if response.status_code == 200:
+                sizes[response.json().get("batch_size", 1)] += 1
+
+    async with httpx.AsyncClient(
+        base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall_s = time.perf_counter() - started
+    return {"wall_s": wall_s, "latencies_s": latencies, "batch_sizes": sizes, "statuses": statuses}
+
+
+def wav_bytes(seconds: float) -> bytes:
+    import soundfile as sf
+
+    t = np.arange(int(16_000 * seconds)) / 16_000
+    wave = 0.4 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(0).standard_normal(t.shape)
+    buffer = io.BytesIO()
+    sf.write(buffer, wave.astype(np.float32), 16_000, format="WAV")
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
