@@ -114,6 +114,9 @@ def run_plan(
                         plan, spec, training, seed, checkpoint, source, output_dir, tracker, parent_id,
                         rows[spec.name], results, evaluate_fn, log,
                     )  # fmt: skip
+    except BaseException as err:  # Ctrl-C / SIGTERM: the partial results still say what happened
+        results.failures.append(RunFailure("interrupted", plan.script, -1, one_line(err) or "interrupted"))
+        raise
     finally:
         finish_experiment(results, output_dir, tracker, parent_id, log=log)
     return results
