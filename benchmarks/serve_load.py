@@ -64,21 +64,16 @@ def clips(count: int = 8) -> list[bytes]:
 
 
 def start_service(args: argparse.Namespace) -> str:
-    import ray
     from ray import serve
 
     from distillcaps.serving.app import build_app
+    from distillcaps.serving.local_ray import init_local_ray
     from distillcaps.serving.model_store import default_tracking_uri
 
     env = {"MLFLOW_DISABLE_TELEMETRY": "true"}
     if args.plugin_dir:
         env["PYTHONPATH"] = str(Path(args.plugin_dir).resolve())
-    ray.init(
-        num_cpus=2,
-        object_store_memory=500 * 1024 * 1024,
-        include_dashboard=False,
-        runtime_env={"env_vars": env},
-    )
+    init_local_ray(num_cpus=2, object_store_memory=500 * 1024 * 1024, runtime_env={"env_vars": env})
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

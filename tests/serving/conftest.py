@@ -71,25 +71,9 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory):
         "DISTILLCAPS_MODEL_CACHE": str(cache),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    import psutil
+    from distillcaps.serving.local_ray import init_local_ray
 
-    for attempt in range(5):  # a raylet can miss Ray's fixed 30 s start window on a busy 2-core box
-        before = {p.pid for p in psutil.Process().children(recursive=True)}
-        try:
-            ray.init(
-                num_cpus=2,
-                object_store_memory=500 * 1024 * 1024,
-                include_dashboard=False,
-                runtime_env={"env_vars": env_vars},
-            )
-            break
-        except Exception:
-            ray.shutdown()
-            for leftover in psutil.Process().children(recursive=True):  # what the failed start left
-                if leftover.pid not in before:
-                    leftover.kill()
-            if attempt == 4:
-                raise
+    init_local_ray(num_cpus=2, object_store_memory=500 * 1024 * 1024, runtime_env={"env_vars": env_vars})
     os.environ["DISTILLCAPS_MODEL_CACHE"] = str(cache)
     yield ray
     ray.shutdown()

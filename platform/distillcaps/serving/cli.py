@@ -75,13 +75,13 @@ def _serving_config(args: argparse.Namespace, model_uri: str) -> ServingConfig:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import ray
     from ray import serve
 
     from distillcaps.serving.app import build_app
+    from distillcaps.serving.local_ray import init_local_ray
 
     cfg = _serving_config(args, args.model)
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False)
+    init_local_ray(num_cpus=args.num_cpus)
     serve.start(http_options={"host": args.host, "port": args.port})
     print(f"serving {cfg.model_uri} on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     serve.run(build_app(cfg.to_dict()), name="distillcaps", route_prefix="/", blocking=True)
@@ -92,11 +92,12 @@ def run_caption_batch(args: argparse.Namespace) -> int:
     import ray
 
     from distillcaps.serving.batch import caption_batch
+    from distillcaps.serving.local_ray import init_local_ray
     from distillcaps.serving.options import DecodingOptions
 
     cfg = _serving_config(args, args.model)
     if not ray.is_initialized():
-        ray.init(include_dashboard=False)
+        init_local_ray()
     result = caption_batch(
         cfg,
         args.input,
