@@ -80,27 +80,34 @@ def set_threads(threads: int) -> None:
 
 def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
     """A small local Ray (256 MB object store, no dashboard). On a loaded machine the raylet can miss
-    Ray's start window: wait longer (RAY_raylet_start_wait_time_s) and retry."""
+    Ray's start window: wait longer (RAY_raylet_start_wait_time_s) and retry. A failed attempt leaves
+    its GCS server and helpers running, so the processes it started (this process's new children,
+    by pid) are ended before the next try."""
+    import contextlib
+
+    import psutil
     import ray
 
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
+    forwarded = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
+    me = psutil.Process()
     for attempt in range(attempts):
+        before = {p.pid for p in me.children(recursive=True)}
         try:
             ray.init(
                 num_cpus=num_cpus,
                 object_store_memory=256 * 1024 * 1024,
                 include_dashboard=False,
                 log_to_driver=False,
-                runtime_env={
-                    "env_vars": {
-                        k: os.environ[k]
-                        for k in ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
-                    }
-                },
+                runtime_env={"env_vars": {k: os.environ[k] for k in forwarded if k in os.environ}},
             )
             return
         except Exception:
             ray.shutdown()
+            for child in me.children(recursive=True):
+                if child.pid not in before:
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
             if attempt == attempts - 1:
                 raise
             print(f"Ray did not start (machine busy?); retrying ({attempt + 2}/{attempts})", flush=True)

@@ -49,3 +49,23 @@ def test_result_json_validates_and_validator_catches_problems(tmp_path):
     data["ratios"][0]["denominator"] = "missing"
     problems = validate_result(data)
     assert any("expected 2" in p for p in problems) and any("not a case name" in p for p in problems)
+
+
+def test_summarize_writes_tables_from_results(tmp_path, capsys):
+    import json
+
+    import summarize
+
+    args = argparse.Namespace(
+        quick=True, repeats=2, warmup=0, threads=1, output_dir=tmp_path, device="cpu", argv=["--quick"]
+    )
+    result = BenchmarkResult("demo", args, settings={})
+    a = result.add(Case("a", "items", 4, repetitions_s=[0.5, 0.25], cpu_repetitions_s=[0.5, 0.25]))
+    b = result.add(Case("b", "items", 4, repetitions_s=[1.0, 1.0]))
+    result.ratios.append(paired_ratio("a/b", a, b))
+    result.findings.append("a is faster")
+    (tmp_path / "demo.json").write_text(json.dumps(result.to_dict()))
+    assert summarize.main(["--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "### demo" in out and "`python benchmarks/demo.py --quick`" in out
+    assert "| a/b | 3.00 |" in out and "- a is faster" in out
