@@ -92,6 +92,10 @@ class DistillCapsModel(nn.Module):
     # -----------------------------------------------------------------------------------------
     # Training objective
 
+    def forward(self, batch: dict, mode: str | None = None) -> LossOutput:
+        """Same as `compute_loss`, so a DDP-wrapped model (Ray Train's prepare_model) syncs gradients."""
+        return self.compute_loss(batch, mode)
+
     def compute_loss(self, batch: dict, mode: str | None = None) -> LossOutput:
         terms = TRAINING_MODES.get(mode or self.cfg.train.mode)
         train_cfg = self.cfg.train

@@ -167,6 +167,7 @@ def pretrain_tiny_llm(
     meta = {
         "num_captions": len(captions),
         "epochs": llm_cfg.pretrain_epochs,
+        "first_epoch_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
         "seconds": round(time.perf_counter() - started, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
