@@ -11,11 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distillcaps.registry import Registry
 from distillcaps.retrieval.audio import load_padded
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
     from distillcaps.retrieval.clap import ClapEncoder
+
+
+# name -> fn(cfg, clap, paths) -> (N, E) float32; chosen by retrieval.embed_with
+AUDIO_EMBEDDERS: Registry = Registry("audio embedder")
 
 
 class EmbedAudio:
@@ -38,21 +43,35 @@ class EmbedAudio:
         return {"row": np.asarray(batch["row"]), "embedding": embedding}
 
 
-def init_ray(cfg: Config) -> None:
-    """A small local Ray if none is running: 2 CPUs, no dashboard, a small object store."""
+def init_ray(cfg: Config, attempts: int = 2) -> None:
+    """A small local Ray if none is running: 2 CPUs, no dashboard, a small object store.
+
+    Ray gives its raylet a fixed 30 s to register; on an overloaded machine that can run out, so
+    a failed start is retried once before giving up.
+    """
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            object_store_memory=cfg.retrieval.ray_object_store_mb * 1024 * 1024,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    for attempt in range(attempts):
+        if ray.is_initialized():
+            return
+        try:
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                object_store_memory=cfg.retrieval.ray_object_store_mb * 1024 * 1024,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except Exception:  # noqa: BLE001 - Ray raises a bare Exception on a slow start-up
+            ray.shutdown()
+            if attempt + 1 == attempts:
+                raise
 
 
-def embed_records_ray(cfg: Config, paths: Sequence[str], actors: int = 1) -> np.ndarray:
+@AUDIO_EMBEDDERS.register("ray")
+def embed_records_ray(
+    cfg: Config, clap: ClapEncoder | None, paths: Sequence[str], actors: int = 1
+) -> np.ndarray:
     """(N,) audio paths -> (N, E) float32 CLAP embeddings, computed by a Ray Data actor pool.
 
     ``cfg.retrieval.clap_checkpoint`` should be resolved already (see pinned_config), so actors
@@ -79,7 +98,8 @@ def embed_records_ray(cfg: Config, paths: Sequence[str], actors: int = 1) -> np.
     return np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in rows])
 
 
-def embed_records_local(clap: ClapEncoder, paths: Sequence[str], cfg: Config) -> np.ndarray:
+@AUDIO_EMBEDDERS.register("local")
+def embed_records_local(cfg: Config, clap: ClapEncoder, paths: Sequence[str]) -> np.ndarray:
     """Same as embed_records_ray, in this process (small sets, reports, tests)."""
     out = []
     for start in range(0, len(paths), cfg.retrieval.batch_size):

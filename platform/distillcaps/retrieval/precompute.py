@@ -158,16 +158,15 @@ def retrieve_records(
     store: CaptionDatastore,
     index: CaptionIndex,
     records: Sequence[Any],
-    use_ray: bool = True,
 ) -> list[dict[str, Any]]:
-    """Interface-4 rows for ``records``: audio embedded via Ray Data, then a guarded index search."""
-    from distillcaps.retrieval.embed import embed_records_local, embed_records_ray
+    """Interface-4 rows for ``records``: audio embedded (Ray Data by default), then a guarded search."""
+    from distillcaps.retrieval.embed import AUDIO_EMBEDDERS
 
     if not records:
         return []
     check_identity(store.identity, clap.identity, Path(f"datastore-{store.subset}"))
     paths = [str(r.path) for r in records]
-    queries = embed_records_ray(cfg, paths) if use_ray else embed_records_local(clap, paths, cfg)
+    queries = AUDIO_EMBEDDERS.get(cfg.retrieval.embed_with)(cfg, clap, paths)  # (N, E)
     hits = guarded_search(
         index, store, queries, [clip_key(r) for r in records], cfg.retrieval.store_k, cfg.retrieval.search_k
     )

@@ -33,7 +33,7 @@ def audio_text_recall(
     store = CaptionDatastore.build(clap, records, subset="recall")
     index = TorchIndex({"gpu": True})
     index.add(store.vectors)
-    queries = embed_records_local(clap, [str(r.path) for r in records], cfg)
+    queries = embed_records_local(cfg, clap, [str(r.path) for r in records])
     depth = min(max(ks), len(store))
     _, ids = index.search(queries, depth)
     out: dict[str, float] = {}
