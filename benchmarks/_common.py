@@ -88,19 +88,25 @@ def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
     import psutil
     import ray
 
+    try:  # the serving room's fix: explicit agent ports (local instances otherwise clash on 52365)
+        from distillcaps.serving.local_ray import explicit_agent_ports
+    except ImportError:
+        explicit_agent_ports = contextlib.nullcontext
+
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
     forwarded = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
     me = psutil.Process()
     for attempt in range(attempts):
         before = {p.pid for p in me.children(recursive=True)}
         try:
-            ray.init(
-                num_cpus=num_cpus,
-                object_store_memory=256 * 1024 * 1024,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": {k: os.environ[k] for k in forwarded if k in os.environ}},
-            )
+            with explicit_agent_ports():
+                ray.init(
+                    num_cpus=num_cpus,
+                    object_store_memory=256 * 1024 * 1024,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    runtime_env={"env_vars": {k: os.environ[k] for k in forwarded if k in os.environ}},
+                )
             return
         except Exception:
             ray.shutdown()

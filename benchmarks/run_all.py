@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     started_all = time.perf_counter()
     for name in args.only or BENCHMARKS:
-        cmd = [sys.executable, str(BENCH_DIR / f"{name}.py"), "--output-dir", str(args.output_dir)]
+        cmd = [sys.executable, str(BENCH_DIR / f"{name}.py"), "--output-dir", shown_path(args.output_dir)]
         cmd += (["--quick"] if args.quick else []) + list(args.extra)
         print(f"\n### {name}: {' '.join(cmd[1:])}", flush=True)
         started = time.perf_counter()
@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
+
+
+def shown_path(path: Path) -> str:
+    """Relative to the repository when inside it, so the JSON's recorded command is portable."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 if __name__ == "__main__":
