@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -215,7 +214,6 @@ def _train_with_callbacks(cfg: Config, run_name: str, parent_run_id: str, tags: 
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -254,13 +252,9 @@ def run_sweep(args: argparse.Namespace) -> int:
         unit=metric,
     )
     try:
-        if not ray.is_initialized():
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                object_store_memory=cfg.train.object_store_mb * 1024 * 1024,
-                log_to_driver=True,
-            )
+        from distillcaps.training.trainer import ensure_ray
+
+        ensure_ray(cfg)  # the training library's start (retries on a busy machine, bounded object store)
         tuner = tune.Tuner(
             make_trainable(source, parent_id, seed, metric),
             param_space=space,
