@@ -2,15 +2,20 @@
 
 The Llama is pretrained for a few seconds on the 8 captions (as the tiny preset pretrains on the
 training captions) and saved with save_pretrained, then loaded through the `hf` path like any
-causal LM. The audio is random noise per clip: a stand-in encoder turns it into band-major tokens.
+causal LM. The encoder is a tiny TinyAudioEncoder (random init, saved with save_pretrained, loaded
+through the "tiny" registry entry); the clips are distinct tones.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import math
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from distillcaps.config import load_config
 from distillcaps.model.config import LLMConfig
@@ -28,13 +33,12 @@ CAPTIONS = [
     "footsteps crunch on gravel slowly",
 ]
 PROMPT_TEXT = ["Describe the detail of this audio:", "\n---\nDetailed: ", "Similar audios sound like:\n\n"]
-BANDS, TIME, ENC_DIM = 2, 6, 16
-SAMPLES = BANDS * TIME * ENC_DIM  # the stand-in encoder reads the waveform as its tokens
+ENC_DIM = 16
 
-TINY_LLM = dict(hidden_size=48, num_layers=2, num_heads=4, intermediate_size=96, vocab_size=320)
+TINY_LLM = dict(hidden_size=48, num_layers=2, num_heads=4, intermediate_size=96, vocab_size=500)
 
 
-def save_tiny_llm(directory: Path, captions=CAPTIONS, epochs: int = 40) -> Path:
+def save_tiny_llm(directory: Path, captions=CAPTIONS, epochs: int = 150) -> Path:
     """Tokenizer + Llama pretrained on `captions`, saved with save_pretrained (the real `hf` format)."""
     llm_cfg = LLMConfig(**TINY_LLM, pretrain_epochs=epochs, pretrain_batch_size=8, pretrain_lr=1e-2)
     tokenizer = train_caption_tokenizer(list(captions) + PROMPT_TEXT * 10, llm_cfg.vocab_size)
@@ -61,34 +65,83 @@ def tiny_cfg(llm_dir: Path, *overrides: str):
             "model.qformer.window_size=2",
             "model.qformer.window_stride=2",
             "model.qformer.dropout=0.0",
-            "model.generation.max_new_tokens=12",
+            "model.generation.max_new_tokens=20",
             "retrieval.top_k=3",
             *overrides,
         ],
     )
 
 
-class StandInEncoder(nn.Module):
-    """Reads the waveform as band-major tokens (B, BANDS*TIME, ENC_DIM); lengths mask whole time patches."""
-
-    dim = ENC_DIM
-    frozen = True
-
-    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None):
-        from distillcaps.model.encoders import EncoderOutput, band_major_mask
-
-        batch = waveform.shape[0]
-        tokens = waveform[:, :SAMPLES].reshape(batch, BANDS * TIME, ENC_DIM)
-        if lengths is None:
-            lengths = torch.full((batch,), waveform.shape[1])
-        valid_time = (lengths.clamp(max=SAMPLES) // (BANDS * ENC_DIM)).clamp(min=1)  # samples per time patch
-        mask = band_major_mask(valid_time, BANDS, TIME)
-        return EncoderOutput(tokens=tokens * mask[..., None], mask=mask, grid=(BANDS, TIME))
+def clip_audio(n: int = 8, seconds: float = 1.0) -> torch.Tensor:
+    """(n, S) distinct 16 kHz clips, one per caption: a tone per clip, amplitude-modulated."""
+    t = torch.arange(int(16_000 * seconds)) / 16_000
+    return torch.stack(
+        [
+            torch.sin(2 * math.pi * 150 * (i + 1) ** 1.3 * t)
+            * (0.5 + 0.5 * torch.sin(2 * math.pi * (i + 1) * t))
+            for i in range(n)
+        ]
+    )
 
 
-def clip_audio(n: int = 8, seed: int = 0) -> torch.Tensor:
-    """(n, SAMPLES) distinct random 'waveforms', one per caption."""
-    return torch.randn(n, SAMPLES, generator=torch.Generator().manual_seed(seed))
+@functools.cache
+def shared_dir() -> Path:
+    """One temp folder per test process for the pretrained stand-ins (built once, reused by all tests)."""
+    path = Path(tempfile.mkdtemp(prefix="distillcaps-assembly-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+@functools.cache
+def shared_llm_dir() -> Path:
+    return save_tiny_llm(shared_dir() / "llm")
+
+
+@functools.cache
+def shared_encoder_dir() -> Path:
+    """A tiny TinyAudioEncoder checkpoint (random init, fixed seed) in its save_pretrained format."""
+    from distillcaps.model.encoders import TinyAudioEncoder
+
+    torch.manual_seed(0)
+    return TinyAudioEncoder(n_mels=64, dim=ENC_DIM, depth=1, num_heads=2).save_pretrained(
+        shared_dir() / "enc"
+    )
+
+
+def build_model(*overrides: str):
+    """DistillCapsModel from the shared tiny encoder + Llama (both loaded from their saved formats)."""
+    from distillcaps.model.distillcaps_model import DistillCapsModel
+
+    torch.manual_seed(0)
+    cfg = tiny_cfg(shared_llm_dir(), f"model.encoder.checkpoint={shared_encoder_dir()}", *overrides)
+    return DistillCapsModel.build(cfg)
+
+
+def cached_batch(model, audio: torch.Tensor, captions=CAPTIONS) -> dict:
+    """A training batch on the frozen-feature path (encoder run once), with leakage-free retrieval."""
+    tokens, mask, grid = model.encode_frozen(audio, None)
+    return {
+        "encoder_tokens": tokens,
+        "encoder_mask": mask,
+        "encoder_grid": grid,
+        "captions": list(captions),
+        "retrieved": [retrieved_for(i) for i in range(len(captions))],
+    }
+
+
+def overfit(model, batch: dict, mode: str, lr: float = 1e-2, max_steps: int = 300, target: float = 0.03):
+    """Train the trainable weights on one batch until the loss is below `target`; returns the last output."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    model.train()
+    for _ in range(max_steps):
+        out = model.compute_loss(batch, mode)
+        if out.loss.item() < target:
+            break
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+    return out
 
 
 def retrieved_for(i: int, k: int = 3) -> list[str]:

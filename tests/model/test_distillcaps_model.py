@@ -1,0 +1,138 @@
+"""DistillCapsModel end to end on tiny parts: every training mode overfits 8 clips, masks, shared audio."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from assembly_fixtures import CAPTIONS, build_model, cached_batch, clip_audio, overfit, retrieved_for
+
+from distillcaps.model.config import GenerationConfig
+
+# which generations each mode trains: student (rag=False) and/or teacher (rag=True)
+MODES = {
+    "baseline": {"student": True, "teacher": False},
+    "rag": {"student": False, "teacher": True},
+    "rag+auto": {"student": True, "teacher": True},
+    "distill": {"student": True, "teacher": True},
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions(mode):
+    model = build_model()
+    batch = cached_batch(model, clip_audio())
+    out = overfit(model, batch, mode)
+    assert out.loss.item() < 0.03
+    assert (out.auto is not None) == (mode != "rag")
+    assert (out.rag is not None) == (mode != "baseline")
+    assert (out.dda is not None) == (mode == "distill")
+    if MODES[mode]["student"]:
+        assert model.generate(batch, rag=False) == CAPTIONS
+    if MODES[mode]["teacher"]:
+        assert model.generate(batch, rag=True) == CAPTIONS
+    if mode == "distill":  # beam search finds them too
+        beams = GenerationConfig(num_beams=3, max_new_tokens=20)
+        assert model.generate(batch, rag=False, generation=beams) == CAPTIONS
+
+
+def test_padding_changes_neither_the_loss_nor_the_generation():
+    model = build_model().eval()
+    audio = clip_audio(4)
+    lengths = torch.full((4,), audio.shape[1])
+    padded = torch.nn.functional.pad(audio, (0, 8000), value=0.5)  # 0.5 s of junk past each clip's end
+    common = {"captions": CAPTIONS[:4], "retrieved": [retrieved_for(i) for i in range(4)]}
+    plain = {"audio": audio, "audio_lengths": lengths, **common}
+    noisy = {"audio": padded, "audio_lengths": lengths, **common}
+    with torch.no_grad():
+        a, b = model.compute_loss(plain, "distill"), model.compute_loss(noisy, "distill")
+    for x, y in [(a.loss, b.loss), (a.auto, b.auto), (a.rag, b.rag), (a.dda, b.dda)]:
+        assert torch.allclose(x, y, atol=1e-5)
+    for rag in (False, True):
+        together = model.generate(plain, rag=rag)
+        assert model.generate(noisy, rag=rag) == together
+        # each clip alone (no left padding at all) decodes what it decoded inside the batch
+        alone = [model.generate({k: v[i : i + 1] for k, v in plain.items()}, rag=rag)[0] for i in range(4)]
+        assert alone == together
+
+
+def test_one_step_encodes_the_audio_once_and_both_branches_get_gradient():
+    model = build_model()
+    calls = []
+    model.encoder.register_forward_hook(lambda *_: calls.append(1))
+    batch = {
+        "audio": clip_audio(2),
+        "audio_lengths": torch.tensor([16000, 12000]),
+        "captions": CAPTIONS[:2],
+        "retrieved": [retrieved_for(0), retrieved_for(1)],
+    }
+    out = model.compute_loss(batch, "distill")
+    assert len(calls) == 1
+    out.loss.backward()
+    projector = model.audio_adapter.projector.fc2.weight
+    assert projector.grad is not None and projector.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.encoder.parameters())  # frozen
+    lora = [p for n, p in model.llm.named_parameters() if "lora_B" in n]
+    assert lora and all(p.grad is not None for p in lora)
+
+
+def test_frozen_feature_path_equals_the_audio_path():
+    model = build_model().eval()
+    audio = clip_audio(3)
+    lengths = torch.tensor([16000, 9000, 12000])
+    tokens, mask, grid = model.encode_frozen(audio, lengths)
+    common = {"captions": CAPTIONS[:3], "retrieved": [retrieved_for(i) for i in range(3)]}
+    with torch.no_grad():
+        direct = model.compute_loss({"audio": audio, "audio_lengths": lengths, **common}, "distill")
+        cached = model.compute_loss(
+            {"encoder_tokens": tokens, "encoder_mask": mask, "encoder_grid": grid, **common}, "distill"
+        )
+    assert torch.equal(direct.loss, cached.loss)
+
+
+def test_retrieval_modes_need_retrieved_captions():
+    model = build_model()
+    batch = {"audio": clip_audio(1), "captions": CAPTIONS[:1]}
+    with pytest.raises(KeyError, match="retrieved"):
+        model.compute_loss(batch, "distill")
+    assert model.compute_loss(batch, "baseline").rag is None
+
+
+def test_paper_preset_builds_from_stand_in_checkpoints_in_the_real_formats(tmp_path):
+    """paper.yaml's code path (ced encoder from an original-format state dict, hf LLM in bfloat16)."""
+    from assembly_fixtures import shared_llm_dir
+
+    from distillcaps.config import load_config
+    from distillcaps.model.distillcaps_model import DistillCapsModel
+    from distillcaps.model.encoders import CEDEncoder
+
+    torch.manual_seed(0)
+    ced = CEDEncoder(dim=64, depth=1, num_heads=1, num_classes=5)
+    torch.save(ced.state_dict(), tmp_path / "ced_tiny.pt")  # what CED's released .pt files hold
+    cfg = load_config(
+        "paper",
+        [
+            f"model.encoder.checkpoint={tmp_path / 'ced_tiny.pt'}",
+            "model.encoder.dim=64",
+            f"model.llm.path={shared_llm_dir()}",
+            "model.qformer.dim=32",
+            "model.qformer.num_heads=2",
+            "model.generation.max_new_tokens=4",
+        ],
+    )
+    assert (
+        cfg.model.llm.name == "hf" and cfg.model.encoder.name == "ced" and cfg.model.llm.dtype == "bfloat16"
+    )
+    model = DistillCapsModel.build(cfg)
+    assert model.llm.get_input_embeddings().weight.dtype == torch.bfloat16
+    batch = {
+        "audio": clip_audio(2),
+        "audio_lengths": torch.tensor([16000, 8000]),
+        "captions": CAPTIONS[:2],
+        "retrieved": [retrieved_for(0), retrieved_for(1)],
+    }
+    out = model.compute_loss(batch)
+    assert cfg.train.mode == "distill" and torch.isfinite(out.loss) and out.dda is not None
+    out.loss.backward()
+    for rag in (False, True):
+        captions = model.generate(batch, rag=rag)
+        assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
