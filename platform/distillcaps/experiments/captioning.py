@@ -43,10 +43,8 @@ def load_split(cfg: Config, subset: str) -> SplitAudio:
         )
         waves.append(wave)
         lengths.append(valid)
-    # trim the common padding so short clips are not run through 10 s of zeros
-    longest = max(lengths)
-    stacked = torch.stack(waves)[:, :longest]
-    return SplitAudio(records, stacked, torch.tensor(lengths, dtype=torch.long))
+    # padded to data.max_seconds like distillcaps.evaluation's batches, so both see the same input
+    return SplitAudio(records, torch.stack(waves), torch.tensor(lengths, dtype=torch.long))
 
 
 def caption_split(
