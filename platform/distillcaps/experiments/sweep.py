@@ -270,7 +270,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         )
         grid = tuner.fit()
         collect_trials(grid, results, metric)
-        best = grid.get_best_result(metric=metric, mode=mode, scope="all")
+        best = best_finished_trial(grid, metric)
         summarize_best(best, results, metric, tracker, parent_id, cfg, register=not args.no_register)
     except Exception as err:
         import traceback
@@ -298,6 +298,14 @@ def collect_trials(grid: Any, results: ExperimentResults, metric: str) -> None:
         if trial.error:
             results.failures.append(RunFailure("trial", row.name, results.seeds[0], one_line(trial.error)))
     results.extra["trials"] = len(results.rows)
+
+
+def best_finished_trial(grid: Any, metric: str) -> Any:
+    """Lowest metric among trials that finished (an ASHA-stopped trial reported no checkpoint)."""
+    finished = [r for r in grid if r.metrics and r.metrics.get("best_checkpoint") and r.error is None]
+    if not finished:
+        raise RuntimeError("no trial finished; nothing to register")
+    return min(finished, key=lambda r: float(r.metrics.get(metric, float("inf"))))
 
 
 def summarize_best(
