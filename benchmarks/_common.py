@@ -105,7 +105,13 @@ def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
                     object_store_memory=256 * 1024 * 1024,
                     include_dashboard=False,
                     log_to_driver=False,
-                    runtime_env={"env_vars": {k: os.environ[k] for k in forwarded if k in os.environ}},
+                    runtime_env={
+                        "env_vars": {
+                            k: v
+                            for k, v in os.environ.items()
+                            if k in forwarded or k.startswith("RAY_SERVE_")
+                        }
+                    },
                 )
             return
         except Exception:

@@ -41,6 +41,13 @@ from _common import (  # noqa: E402
 from _tiny_stack import build_random_tiny_stack  # noqa: E402
 
 MODES = {"batched": 8, "unbatched": 1}  # max_batch_size
+# Serve kills a proxy that misses 3 health checks of 10 s; on a loaded 2-core machine a proxy can take
+# longer than that to come up, so the checks get more time (the measured requests are unaffected).
+SERVE_ENV = {
+    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60",
+    "RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S": "30",
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         checkpoint = stack.model.save_checkpoint(tmp / "checkpoint")
         body = wav_bytes(args.seconds)
+        for key, value in SERVE_ENV.items():
+            os.environ.setdefault(key, value)
         start_local_ray(2)
         try:
             port = free_port()
