@@ -25,15 +25,29 @@ LIMITS = AudioLimits(max_bytes=1_000_000, max_duration_s=5.0)
 def service(local_ray, model_registry):
     from ray import serve
 
-    from distillcaps.serving.app import build_app
-
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(serving_options(model_registry)), name="distillcaps", route_prefix="/")
+    for attempt in range(3):  # on a loaded host the controller can give up on a slow proxy start
+        try:
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            break
+        except Exception:
+            serve.shutdown()
+            if attempt == 2:
+                raise
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", client=client, registry=model_registry)
+    service = SimpleNamespace(url=f"http://127.0.0.1:{port}/", client=client, registry=model_registry)
+    deploy(service, serving_options(model_registry))
+    wait_for(service, lambda info: info.get("version") == "1")
+    yield service
     client.close()
     serve.shutdown()
+
+
+def deploy(service, options: dict) -> None:
+    """Deploy as a Serve config (like serve/config.yaml): user_config changes then apply in place."""
+    from distillcaps.serving.app import deploy_config, serve_config
+
+    deploy_config(serve_config(options))
 
 
 @pytest.fixture(scope="module")
@@ -231,17 +245,9 @@ def test_page_in_headless_chromium_shows_the_caption(service, tmp_path):
 
 
 def test_reconfigure_switches_to_another_version_without_restart(service, reference):
-    from ray import serve
-
-    from distillcaps.serving.app import build_app
-
     before = service.client.get("/v1/model").json()
-    serve.run(
-        build_app(serving_options(service.registry, model_uri=f"models:/{MODEL_NAME}/2")),
-        name="distillcaps",
-        route_prefix="/",
-    )
-    after = wait_for_version(service, "2")
+    deploy(service, serving_options(service.registry, model_uri=f"models:/{MODEL_NAME}/2"))
+    after = wait_for(service, lambda info: info.get("version") == "2")
     audio = encode(tone(440.0))
     response = post_raw(service, audio)
 
@@ -253,13 +259,9 @@ def test_reconfigure_switches_to_another_version_without_restart(service, refere
 
 def test_rag_true_uses_the_deployed_datastore(service):
     """Version 3 is the stand-in backend with a datastore (a real CLAP datastore is too slow here)."""
-    from ray import serve
-
-    from distillcaps.serving.app import build_app
-
     options = serving_options(service.registry, model_uri=f"models:/{MODEL_NAME}/3", backend="stand-in")
-    serve.run(build_app({**options, "retrieval": True}), name="distillcaps", route_prefix="/")
-    info = wait_for_version(service, "3")
+    deploy(service, {**options, "retrieval": True})
+    info = wait_for(service, lambda info: info.get("version") == "3")
 
     response = post_raw(service, encode(tone(100.0)), rag="true")
 
@@ -271,13 +273,9 @@ def test_rag_true_uses_the_deployed_datastore(service):
 
 
 def test_a_failed_reconfigure_keeps_the_loaded_model_serving(service):
-    from ray import serve
-
-    from distillcaps.serving.app import build_app
-
     before = service.client.get("/v1/model").json()
     options = serving_options(service.registry, model_uri=f"models:/{MODEL_NAME}/99")
-    serve.run(build_app(options), name="distillcaps", route_prefix="/")
+    deploy(service, options)
     info = wait_for(service, lambda i: bool(i.get("load_error")))
 
     assert info["version"] == before["version"]
@@ -285,22 +283,18 @@ def test_a_failed_reconfigure_keeps_the_loaded_model_serving(service):
     assert service.client.get("/healthz").status_code == 200
 
 
-def wait_for(service, done, attempts: int = 240) -> dict:
+def wait_for(service, done, attempts: int = 600) -> dict:
+    info: dict = {}
     for _ in range(attempts):
-        info = service.client.get("/v1/model").json()
+        try:
+            response = service.client.get("/v1/model")
+            info = response.json() if response.headers.get("content-type") == "application/json" else {}
+        except httpx.HTTPError as err:  # the proxy is up before the app is
+            info = {"error": repr(err)}
         if done(info):
             return info
         time.sleep(0.5)
     raise AssertionError(f"the service never reached the expected state: {info}")
-
-
-def wait_for_version(service, version: str, attempts: int = 240) -> dict:
-    for _ in range(attempts):
-        info = service.client.get("/v1/model").json()
-        if info.get("version") == version:
-            return info
-        time.sleep(0.5)
-    raise AssertionError(f"model version never became {version}: {info}")
 
 
 def test_check_health_fails_without_a_model():

@@ -237,3 +237,33 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     model = CaptionModel.options(user_config=cfg.to_dict()).bind()
     # The ingress gets only its own fields, so a model change leaves its replica untouched.
     return CaptionIngress.bind(model, {k: getattr(cfg, k) for k in INGRESS_KEYS})
+
+
+def serve_config(
+    options: dict[str, Any] | None = None, *, name: str = "distillcaps", route_prefix: str = "/"
+) -> dict[str, Any]:
+    """A Serve config (the shape of serve/config.yaml) for ServingConfig ``options``.
+
+    Deployed with ``deploy_config``, a later config that differs only in the model's user_config is
+    applied in place by ``reconfigure`` (``serve.run`` from Python always starts new replicas).
+    """
+    cfg = ServingConfig.from_dict(options or {})
+    return {
+        "applications": [
+            {
+                "name": name,
+                "route_prefix": route_prefix,
+                "import_path": "distillcaps.serving.app:build_app",
+                "args": {k: getattr(cfg, k) for k in INGRESS_KEYS},
+                "deployments": [{"name": "CaptionModel", "user_config": cfg.to_dict()}],
+            }
+        ]
+    }
+
+
+def deploy_config(config: dict[str, Any]) -> None:
+    """Apply a Serve config to the running Serve instance, as ``serve run config.yaml`` does."""
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema
+
+    serve_start().deploy_apps(ServeDeploySchema.model_validate(config))
