@@ -67,3 +67,49 @@ def test_sweep_space_and_trial_overrides(tmp_path: Path) -> None:
     assert cfg.train.lr == pytest.approx(1e-3)
     assert Path(cfg.data.data_root).is_absolute() and Path(cfg.run_dir).is_absolute()
     assert cfg.tracking.tracking_uri == f"sqlite:///{tmp_path / 'm.db'}"
+
+
+def test_the_champion_is_the_best_finished_trial() -> None:
+    from types import SimpleNamespace
+
+    from distillcaps.experiments.sweep import best_finished_trial
+
+    def trial(value: float, finished: bool = True, error: object = None) -> SimpleNamespace:
+        metrics = {"val_loss_student": value}
+        if finished:
+            metrics["best_checkpoint"] = f"/ckpt/{value}"
+        return SimpleNamespace(metrics=metrics, error=error)
+
+    grid = [trial(2.0), trial(0.5, finished=False), trial(1.0), trial(0.1, error=RuntimeError("x"))]
+    assert best_finished_trial(grid, "val_loss_student").metrics["best_checkpoint"] == "/ckpt/1.0"
+    with pytest.raises(RuntimeError, match="no trial finished"):
+        best_finished_trial([trial(1.0, finished=False)], "val_loss_student")
+
+
+def test_register_champion_is_what_serving_resolves(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from distillcaps.experiments.sweep import ALIAS, MODEL_NAME, register_champion
+    from distillcaps.experiments.tracking import ExperimentTracker
+    from distillcaps.serving.model_store import resolve_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = config_source(parse(f"tracking.tracking_uri={uri}", f"run_dir={tmp_path}")).load()
+    tracker = ExperimentTracker(cfg)
+    checkpoint = tmp_path / "best"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    (checkpoint / "trainable.safetensors").write_bytes(b"weights")
+    runs = []
+    for _ in range(2):  # a second registration moves the alias to the new version
+        run_id = tracker.start_child(tracker.start_parent("sweep", "p"), "trial", {})
+        tracker.client.log_artifacts(run_id, str(checkpoint), "checkpoint")
+        runs.append((run_id, register_champion(run_id, cfg)))
+    assert [v for _, v in runs] == ["1", "2"]
+    version = MlflowClient(uri).get_model_version_by_alias(MODEL_NAME, ALIAS)
+    assert (str(version.version), version.run_id) == ("2", runs[1][0])
+    resolved = resolve_model(f"models:/{MODEL_NAME}@{ALIAS}", tracking_uri=uri, cache_dir=tmp_path / "cache")
+    assert (resolved.path / "trainable.safetensors").read_bytes() == b"weights" and resolved.version == "2"
+    empty = tracker.start_child(tracker.start_parent("sweep", "p"), "trial", {})
+    with pytest.raises(RuntimeError, match="no checkpoint/ artifacts"):
+        register_champion(empty, cfg)
