@@ -14,7 +14,7 @@ class TinyClapConfig:
     text_layers: int = 2
     text_heads: int = 4
     max_words: int = 32  # captions are short (Clotho: 8-20 words)
-    epochs: int = 8  # 600 clips x 5 s: ~140 CPU-s (~70 s wall on 2 free cores), val recall@5 0.68
+    epochs: int = 8  # 600 clips x 5 s: ~135 CPU-s (1-2 min wall on 2 free cores), val recall@5 0.69
     batch_size: int = 64  # clips per contrastive batch (one random caption each)
     lr: float = 1e-3
     weight_decay: float = 1e-4
