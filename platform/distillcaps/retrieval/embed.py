@@ -43,17 +43,17 @@ class EmbedAudio:
         return {"row": np.asarray(batch["row"]), "embedding": embedding}
 
 
-def init_ray(cfg: Config, attempts: int = 2) -> None:
+def init_ray(cfg: Config, attempts: int = 2) -> bool:
     """A small local Ray if none is running: 2 CPUs, no dashboard, a small object store.
 
     Ray gives its raylet a fixed 30 s to register; on an overloaded machine that can run out, so
-    a failed start is retried once before giving up.
+    a failed start is retried once before giving up. -> True when this call started Ray.
     """
     import ray
 
     for attempt in range(attempts):
         if ray.is_initialized():
-            return
+            return False
         try:
             ray.init(
                 num_cpus=2,
@@ -62,6 +62,7 @@ def init_ray(cfg: Config, attempts: int = 2) -> None:
                 log_to_driver=False,
                 configure_logging=False,
             )
+            return True
         except Exception:  # noqa: BLE001 - Ray raises a bare Exception on a slow start-up
             ray.shutdown()
             if attempt + 1 == attempts:
@@ -79,19 +80,23 @@ def embed_records_ray(
     """
     import ray
 
-    init_ray(cfg)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    items = [{"row": i, "path": str(p)} for i, p in enumerate(paths)]
-    ds = ray.data.from_items(items).map_batches(
-        EmbedAudio,
-        fn_constructor_kwargs={"config": cfg.to_dict()},
-        batch_size=cfg.retrieval.batch_size,
-        batch_format="numpy",
-        concurrency=actors,
-        num_cpus=1,
-    )
-    rows = ds.take_all()
+    started = init_ray(cfg)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        items = [{"row": i, "path": str(p)} for i, p in enumerate(paths)]
+        ds = ray.data.from_items(items).map_batches(
+            EmbedAudio,
+            fn_constructor_kwargs={"config": cfg.to_dict()},
+            batch_size=cfg.retrieval.batch_size,
+            batch_format="numpy",
+            concurrency=actors,
+            num_cpus=1,
+        )
+        rows = ds.take_all()
+    finally:
+        if started:  # leave no private cluster behind for the caller's own ray.init
+            ray.shutdown()
     rows.sort(key=lambda r: int(r["row"]))
     if len(rows) != len(paths):
         raise RuntimeError(f"Ray Data returned {len(rows)} embeddings for {len(paths)} clips")
