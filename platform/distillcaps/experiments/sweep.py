@@ -64,12 +64,12 @@ def random_search(seed: int, **_: Any) -> Any:
 
 
 @SEARCH_ALGORITHMS.register("optuna")
-def optuna_search(seed: int, metric: str, mode: str) -> Any:
+def optuna_search(seed: int, **_: Any) -> Any:
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError as err:  # optuna is not a dependency of the project
         raise ValueError(f"--search-alg optuna needs the optuna package ({err})") from None
-    return OptunaSearch(metric=metric, mode=mode, seed=seed)
+    return OptunaSearch(seed=seed)  # metric and mode come from the TuneConfig (set once, not twice)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -262,7 +262,7 @@ def run_sweep(args: argparse.Namespace) -> int:
                 metric=metric,
                 mode=mode,
                 scheduler=ASHAScheduler(max_t=max(cfg.train.epochs + 1, 2), grace_period=args.grace_period),
-                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(seed=seed, metric=metric, mode=mode),
+                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(seed=seed),
                 num_samples=num_samples,
                 max_concurrent_trials=args.max_concurrent,
             ),
