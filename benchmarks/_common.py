@@ -94,6 +94,10 @@ def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
         explicit_agent_ports = contextlib.nullcontext
 
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
+    # GCS marks a raylet dead after 5 missed 3 s heartbeats: a busy shared machine misses them.
+    os.environ.setdefault("RAY_health_check_period_ms", "10000")
+    os.environ.setdefault("RAY_health_check_timeout_ms", "60000")
+    os.environ.setdefault("RAY_health_check_failure_threshold", "30")
     forwarded = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
     me = psutil.Process()
     for attempt in range(attempts):

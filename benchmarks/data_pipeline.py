@@ -97,14 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 assert delivered == len(rows), f"pipeline delivered {delivered} of {len(rows)} rows"
 
-            # Training consumes ready batches: decode them once (outside the timing) with the same stage.
-            first = next(
-                iter(
-                    audio_dataset(rows, cfg, random_crop=True).iter_batches(
-                        batch_size=len(rows), batch_format="numpy"
-                    )
-                )
-            )
+            # Training consumes ready batches: decode them once (outside the timing) with the same stage,
+            # iterated to the end so that execution releases its actor before the timing starts.
+            decoded = audio_dataset(rows, cfg, random_crop=True)
+            first = list(decoded.iter_batches(batch_size=len(rows), batch_format="numpy"))[0]
             batches = [
                 to_model_batch({k: v[i : i + args.batch] for k, v in first.items()}, None)
                 for i in range(0, len(rows), args.batch)

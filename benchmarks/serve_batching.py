@@ -2,7 +2,7 @@
 (max batch size 8) vs batching off (max batch size 1), on loopback, bounded requests and time.
 
     python benchmarks/serve_batching.py            # 32 requests per (mode, concurrency) point
-    python benchmarks/serve_batching.py --quick    # 16
+    python benchmarks/serve_batching.py --quick    # 8 (never fewer than the concurrency)
 
 The service is the serving room's app (``distillcaps.serving.app.build_app``: FastAPI ingress +
 batched CaptionModel deployment) on a local Ray Serve bound to 127.0.0.1, serving a checkpoint of
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.02, help="the serving default")
     parser.add_argument("--max-seconds", type=float, default=120.0, help="stop a point's requests after this")
     args = parse_args(parser, argv)
-    requests = args.requests or (16 if args.quick else 32)
+    requests = args.requests or (8 if args.quick else 32)
 
     import ray
     from ray import serve
@@ -103,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                     route_prefix="/",
                 )
 
+            per_point = {c: max(requests, c) for c in args.concurrency}  # c=16 needs 16 requests in flight
             cases = {
                 (mode, c): Case(
                     f"{mode}/c{c}",
                     "requests",
-                    requests,
-                    {"mode": mode, "max_batch_size": size, "concurrency": c, "requests": requests},
+                    per_point[c],
+                    {"mode": mode, "max_batch_size": size, "concurrency": c, "requests": per_point[c]},
                 )
                 for mode, size in MODES.items()
                 for c in args.concurrency
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in order if rep % 2 == 0 else reversed(order):
                     deploy(MODES[mode])
                     for c in args.concurrency:
-                        point = asyncio.run(run_point(url, body, requests, c, args.max_seconds))
+                        point = asyncio.run(run_point(url, body, per_point[c], c, args.max_seconds))
                         if rep < args.warmup:
                             continue
                         key = (mode, c)
