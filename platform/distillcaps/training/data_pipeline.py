@@ -166,7 +166,7 @@ def audio_dataset(rows: list[dict[str, Any]], cfg: Config, *, random_crop: bool)
             "seed": cfg.seed,
         },
         batch_size=16,
-        concurrency=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
         num_cpus=cfg.train.data_stage_cpus,
     )
 
@@ -178,7 +178,7 @@ def feature_dataset(rows: list[dict[str, Any]], feature_dir: Path, cfg: Config) 
         AttachFeatures,
         fn_constructor_kwargs={"feature_dir": str(feature_dir)},
         batch_size=64,
-        concurrency=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
         num_cpus=cfg.train.data_stage_cpus,
     )
 

@@ -148,13 +148,15 @@ class EncodeFrozen:
 
 
 def encode_with_ray(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    import ray.data
+
     from distillcaps.training.data_pipeline import audio_dataset
 
     ds = audio_dataset(rows, cfg, random_crop=False).map_batches(
         EncodeFrozen,
         fn_constructor_kwargs={"cfg_dict": cfg.to_dict()},
         batch_size=cfg.eval.batch_size,
-        concurrency=1,
+        compute=ray.data.ActorPoolStrategy(size=1),
         num_cpus=cfg.train.data_stage_cpus,
         num_gpus=1 if cfg.train.use_gpu else 0,
     )
