@@ -7,10 +7,11 @@
 The service is the serving room's app (``distillcaps.serving.app.build_app``: FastAPI ingress +
 batched CaptionModel deployment) on a local Ray Serve bound to 127.0.0.1, serving a checkpoint of
 a randomly initialised tiny DistillCapsModel whose decoding is pinned to exactly ``--new-tokens``
-tokens (min = max), so every request costs the same. Batching is switched by redeploying with a new
-``user_config`` (``reconfigure`` swaps only the batch parameters, the model stays loaded). Each
-repetition runs both modes (alternating order) at every concurrency; a point sends ``--requests``
-requests (wav uploads of ``--seconds`` s) through ``--concurrency`` httpx clients.
+tokens (min = max), so every request costs the same. The two modes are two applications deployed
+side by side (``/batched``, ``/unbatched``: same app, only ``max_batch_size`` differs), one model
+replica each, so no redeploy happens between measurements. Each repetition runs both modes
+(alternating order) at every concurrency; a point sends ``--requests`` requests (wav uploads of
+``--seconds`` s) through ``--concurrency`` httpx clients.
 (``benchmarks/serve_load.py``, the serving room's, is the >= 300-request load test.)
 """
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
     from ray import serve
+    from ray.serve.api import _run as serve_run_nonblocking
 
     from distillcaps.serving.app import build_app
 
@@ -90,18 +92,20 @@ def main(argv: list[str] | None = None) -> int:
             serve.start(http_options={"host": "127.0.0.1", "port": port})
             url = f"http://127.0.0.1:{port}"
 
-            def deploy(max_batch_size: int) -> None:
-                serve.run(
-                    build_app(
-                        {
-                            "model_uri": str(checkpoint),
-                            "max_batch_size": max_batch_size,
-                            "batch_wait_timeout_s": args.batch_wait_timeout_s,
-                        }
-                    ),
-                    name="bench",
-                    route_prefix="/",
+            # Both modes deployed side by side as two applications (one model replica each), so the
+            # repetitions alternate between them without redeploying (a redeploy restarts replicas).
+            for mode, max_batch_size in MODES.items():
+                app = build_app(
+                    {
+                        "model_uri": str(checkpoint),
+                        "max_batch_size": max_batch_size,
+                        "batch_wait_timeout_s": args.batch_wait_timeout_s,
+                    }
                 )
+                # both start at once; wait_until_answering then waits for both (serve.run would wait
+                # for each in turn, minutes apiece on a loaded machine)
+                serve_run_nonblocking(app, name=mode, route_prefix=f"/{mode}", _blocking=False)
+            wait_until_answering(url, [f"/{mode}" for mode in MODES], body)
 
             per_point = {c: max(requests, c) for c in args.concurrency}  # c=16 needs 16 requests in flight
             cases = {
@@ -120,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             order = list(MODES)
             for rep in range(args.warmup + args.repeats):
                 for mode in order if rep % 2 == 0 else reversed(order):
-                    deploy(MODES[mode])
                     for c in args.concurrency:
-                        point = asyncio.run(run_point(url, body, per_point[c], c, args.max_seconds))
+                        point = asyncio.run(
+                            run_point(f"{url}/{mode}", body, per_point[c], c, args.max_seconds)
+                        )
                         if rep < args.warmup:
                             continue
                         key = (mode, c)
@@ -204,6 +209,30 @@ async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall_s = time.perf_counter() - started
     return {"wall_s": wall_s, "latencies_s": latencies, "batch_sizes": sizes, "statuses": statuses}
+
+
+def wait_until_answering(url: str, prefixes: list[str], body: bytes, timeout_s: float = 1800) -> None:
+    """Block until every application answers a caption request (replicas start slowly under load)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    for prefix in prefixes:
+        while True:
+            try:
+                response = httpx.post(
+                    f"{url}{prefix}/v1/captions",
+                    content=body,
+                    headers={"content-type": "audio/wav"},
+                    timeout=120,
+                )
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url}{prefix} did not answer within {timeout_s} s")
+            time.sleep(5)
+        print(f"{prefix} is answering", flush=True)
 
 
 def wav_bytes(seconds: float) -> bytes:
