@@ -26,7 +26,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 
 
 def set_offline_environment() -> None:
-    """Nothing is downloaded at run time; no telemetry."""
+    """Nothing is downloaded at run time, no telemetry; SIGTERM interrupts like Ctrl-C."""
     for key, value in (
         ("HF_HUB_OFFLINE", "1"),
         ("MLFLOW_DISABLE_TELEMETRY", "true"),
@@ -35,6 +35,19 @@ def set_offline_environment() -> None:
         ("RAY_raylet_start_wait_time_s", "120"),
     ):
         os.environ.setdefault(key, value)
+    interrupt_on_sigterm()
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a job scheduler, ``timeout``) behaves like Ctrl-C, so partial results get written."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def experiment_arg_parser(prog: str, description: str) -> argparse.ArgumentParser:
