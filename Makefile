@@ -12,6 +12,7 @@ ablate: setup  ## the main job: the DDA ablation (paper Table 5) on the embedded
 	$(PY) experiments/ablate_dda.py $(ARGS)
 
 test: setup lint  ## the whole default test suite (slow tests: make test PYTEST_ARGS="-m slow")
+	bash scripts/install-browser.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
