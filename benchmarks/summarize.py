@@ -34,17 +34,24 @@ EXTRA_KEYS = ("recall_at_10", "latency_ms_per_clip", "p50_ms", "p99_ms", "build_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        default=[RESULTS_DIR, RESULTS_DIR / "full"],
+        help="result folders (default: results/ and results/full/, the full-size runs)",
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"write the tables into {DOCS.name}")
     args = parser.parse_args(argv)
-    files = {p.stem: p for p in sorted(args.results.glob("*.json"))}
-    names = [n for n in ORDER if n in files] + [n for n in files if n not in ORDER]
     sections = []
-    for name in names:
-        data = json.loads(files[name].read_text())
-        if "cases" not in data:  # e.g. serve_load.json (the serving room's own format)
-            continue
-        sections.append(section(data))
+    for folder in args.results:
+        files = {p.stem: p for p in sorted(Path(folder).glob("*.json"))}
+        names = [n for n in ORDER if n in files] + [n for n in files if n not in ORDER]
+        for name in names:
+            data = json.loads(files[name].read_text())
+            if "cases" not in data:  # e.g. serve_load.json (the serving room's own format)
+                continue
+            sections.append(section(data))
     text = "\n".join(sections)
     if args.write_docs:
         page = DOCS.read_text()
@@ -63,7 +70,7 @@ def section(data: dict) -> str:
     m = data["machine"]
     load = m.get("load_average_1_5_15") or []
     lines = [
-        f"### {data['benchmark']}",
+        f"### {data['benchmark']}{'' if data['quick'] else ' (full size)'}",
         "",
         f"`{data['command']}` — {data['created_utc']}, {m.get('cpu_count')} cores ({m.get('cpu_model')}), "
         f"GPU: {m['gpu']['name'] if m.get('gpu') else 'none'}, load average at the end "
