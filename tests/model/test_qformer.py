@@ -89,3 +89,29 @@ def test_build_from_config():
     )
     qf = build_qformer(cfg, encoder_dim=DE)
     assert qf.layout == "flat" and len(qf.qformer.encoder.layer) == 1
+
+
+def test_pooled_residual_carries_clip_signal_from_init() -> None:
+    """A fresh BLIP-2 Q-Former barely tells clips apart; the skip path makes their outputs differ."""
+    torch.manual_seed(0)
+    tokens = torch.randn(8, 4 * 8, 16)  # 8 different clips on a (4 bands, 8 time) grid
+    spread = {}
+    for pooled in (False, True):
+        torch.manual_seed(1)
+        qf = WindowedQFormer(16, dim=32, num_layers=2, num_heads=4, pooled_residual=pooled).eval()
+        out = qf(tokens, (4, 8)).tokens  # (8, W, 32)
+        spread[pooled] = (out - out.mean(0, keepdim=True)).norm() / out.norm()
+    assert spread[True] > 5 * spread[False]
+
+
+def test_pooled_residual_ignores_padding() -> None:
+    torch.manual_seed(0)
+    qf = WindowedQFormer(16, dim=32, num_layers=1, num_heads=4, pooled_residual=True).eval()
+    tokens = torch.randn(1, 4 * 6, 16)
+    mask = torch.ones(1, 4 * 6, dtype=torch.bool).reshape(1, 4, 6)
+    mask[:, :, 5:] = False
+    padded = tokens.clone().reshape(1, 4, 6, 16)
+    padded[:, :, 5:] = 100.0  # garbage in the padded time patch
+    a = qf(tokens, (4, 6), mask.reshape(1, -1)).tokens
+    b = qf(padded.reshape(1, -1, 16), (4, 6), mask.reshape(1, -1)).tokens
+    assert torch.allclose(a, b, atol=1e-5)

@@ -41,6 +41,9 @@ class QFormerConfig:
     queries_per_window: int = 1  # released code: 1
     mlp_ratio: float = 4.0  # BERT's 3072 / 768
     dropout: float = 0.1  # BERT / released Q-Former default
+    # A masked-mean skip path around each window (see qformer.py): a fresh Q-Former passes <1% of
+    # the clip-to-clip difference, so the tiny preset's student collapsed to one caption without it.
+    pooled_residual: bool = True
 
 
 @dataclass

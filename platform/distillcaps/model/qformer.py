@@ -53,6 +53,7 @@ class WindowedQFormer(nn.Module):
         layout: WindowLayout = "time",
         mlp_ratio: float = 4.0,
         dropout: float = 0.1,
+        pooled_residual: bool = False,
     ):
         super().__init__()
         if layout not in ("time", "flat"):
@@ -76,6 +77,11 @@ class WindowedQFormer(nn.Module):
         )
         self.qformer = Blip2QFormerModel(config)
         self.queries = nn.Parameter(torch.randn(1, queries_per_window, dim) * config.initializer_range)
+        # Optional skip path: each window's masked mean token, projected, is added to its queries'
+        # outputs. At init the post-LN BLIP-2 layers pass under 1% of the difference between clips
+        # (measured on 8 clips), so a fresh Q-Former starves the LLM of clip signal; the skip path
+        # carries it from step 0. Off in the paper preset (not in the paper's architecture).
+        self.pooled = nn.Linear(encoder_dim, dim) if pooled_residual else None
 
     def forward(self, tokens: Tensor, grid: tuple[int, int], mask: Tensor | None = None) -> QFormerOutput:
         """tokens (B, N, De) band-major on grid (bands, T); mask (B, N) bool or None (all valid)."""
@@ -93,6 +99,11 @@ class WindowedQFormer(nn.Module):
             encoder_attention_mask=window_mask.reshape(B * W, L).long(),
         ).last_hidden_state  # (B*W, q, Dq)
         q = self.queries_per_window
+        out = out.reshape(B, W, q, self.dim)
+        if self.pooled is not None:
+            weights = window_mask.to(windows.dtype)[..., None]  # (B, W, L, 1)
+            window_mean = (windows * weights).sum(2) / weights.sum(2).clamp(min=1)  # (B, W, De)
+            out = out + self.pooled(window_mean)[:, :, None, :]
         valid_window = window_mask.any(dim=2)  # (B, W)
         return QFormerOutput(
             tokens=out.reshape(B, W * q, self.dim),
@@ -133,4 +144,5 @@ def build_qformer(qformer_cfg, encoder_dim: int) -> WindowedQFormer:
         layout=qformer_cfg.window_layout,
         mlp_ratio=qformer_cfg.mlp_ratio,
         dropout=qformer_cfg.dropout,
+        pooled_residual=qformer_cfg.pooled_residual,
     )
