@@ -24,5 +24,7 @@ def test_greedy_and_beam_search_respect_the_limits_and_post_processing():
             assert len(captions) == 3
             for c in captions:
                 assert c == normalize_caption(c)
-                assert len(model.tokenizer(c, add_special_tokens=False).input_ids) <= 4
+                # Re-tokenising decoded text may merge differently, so count words: the ByteLevel
+                # pre-tokeniser never lets a token span two words, so words <= new tokens.
+                assert len(c.split()) <= 4
     assert model.training  # generate() restored the mode it found
