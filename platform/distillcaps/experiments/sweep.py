@@ -136,81 +136,15 @@ def make_trainable(
 
 
 def train_reporting_to_tune(cfg: Config, *, run_name: str, parent_run_id: str, tags: dict[str, str]) -> Any:
-    """``distillcaps.training.train`` with ``TuneReportCallback`` attached to its TorchTrainer.
-
-    Uses ``train(..., callbacks=[...])`` when the training library accepts callbacks; until then, the
-    same steps as ``train`` (caches, MLflow run, TorchTrainer fit, best checkpoint logged as the run's
-    ``checkpoint/`` artifacts) with the callback added to the ``ray.train.RunConfig``.
-    """
-    import inspect
-
+    """``distillcaps.training.train`` with ``TuneReportCallback`` attached to its TorchTrainer, so
+    every epoch's report reaches Tune (ASHA stops trials on it)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from distillcaps.training import trainer
 
-    callbacks = [TuneReportCallback()]
-    if "callbacks" in inspect.signature(trainer.train).parameters:
-        return trainer.train(
-            cfg, run_name=run_name, parent_run_id=parent_run_id, tags=tags, callbacks=callbacks
-        )
-    return _train_with_callbacks(cfg, run_name, parent_run_id, tags, callbacks)
-
-
-def _train_with_callbacks(cfg: Config, run_name: str, parent_run_id: str, tags: dict, callbacks: list) -> Any:
-    import dataclasses
-
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from distillcaps.tracking import RunLogger, log_config, start_run, tracking_uri
-    from distillcaps.training import trainer
-    from distillcaps.training.loop import steps_per_epoch, train_loop_per_worker
-
-    output_dir = (
-        Path(cfg.run_dir) / "train" / f"{run_name.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    ).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    trainer.ensure_ray(cfg)
-    prepared = trainer.prepare_data(cfg)
-    uri = tracking_uri(cfg)
-    with start_run(cfg, run_name, parent_run_id, tags) as run:
-        run_id = run.info.run_id
-        log_config(run_id, cfg)
-        fitted = TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config={
-                "cfg": cfg.to_dict(),
-                "grid": list(prepared.grid) if prepared.grid else None,
-                "steps_per_epoch": steps_per_epoch(prepared.num_train_rows, cfg),
-                "run_id": run_id,
-                "tracking_uri": uri,
-                "checkpoint_metric": cfg.train.checkpoint_metric,
-                "resume_dir": None,
-            },
-            scaling_config=ScalingConfig(
-                num_workers=cfg.train.num_workers,
-                use_gpu=cfg.train.use_gpu,
-                resources_per_worker={"CPU": cfg.train.cpus_per_worker},
-            ),
-            run_config=RunConfig(
-                name="ray",
-                storage_path=str(output_dir),
-                failure_config=FailureConfig(max_failures=cfg.train.max_failures),
-                checkpoint_config=CheckpointConfig(
-                    num_to_keep=1,
-                    checkpoint_score_attribute=cfg.train.checkpoint_metric,
-                    checkpoint_score_order="min",
-                ),
-                worker_runtime_env={"env_vars": trainer.forwarded_env()},
-                callbacks=callbacks,
-            ),
-            datasets=prepared.datasets,
-        ).fit()
-        best, last, history = trainer.collect_checkpoints(fitted, output_dir, cfg.train.checkpoint_metric)
-        RunLogger(uri, run_id).log_artifacts(best, "checkpoint")
-    fields = {f.name for f in dataclasses.fields(trainer.TrainResult)}
-    extra = {"skipped_files": prepared.skipped} if "skipped_files" in fields else {}
-    return trainer.TrainResult(run_id, output_dir, best, last, history, **extra)
+    return trainer.train(
+        cfg, run_name=run_name, parent_run_id=parent_run_id, tags=tags, callbacks=[TuneReportCallback()]
+    )
 
 
 def run_sweep(args: argparse.Namespace) -> int:

@@ -66,8 +66,12 @@ def train(
     parent_run_id: str | None = None,
     tags: dict[str, Any] | None = None,
     resume_dir: Path | None = None,
+    callbacks: list | None = None,
 ) -> TrainResult:
-    """Train with Ray Train and log to MLflow; ``resume_dir`` continues a stopped run in its folder."""
+    """Train with Ray Train and log to MLflow; ``resume_dir`` continues a stopped run in its folder.
+
+    ``callbacks`` go to the TorchTrainer's RunConfig (a Tune trial passes TuneReportCallback).
+    """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if cfg.train.checkpoint_metric not in CHECKPOINT_METRICS:
@@ -105,7 +109,7 @@ def train(
 
             RunLogger(uri, run_id).log_metrics({"skipped_bad_audio": len(prepared.skipped)})
 
-        result = fit(cfg, prepared, output_dir, run_id, uri, latest_checkpoint(output_dir))
+        result = fit(cfg, prepared, output_dir, run_id, uri, latest_checkpoint(output_dir), callbacks)
         best, last, history = collect_checkpoints(result, output_dir, cfg.train.checkpoint_metric)
         (output_dir / "history.json").write_text(json.dumps(history, indent=1))
         outcome = TrainResult(run_id, output_dir, best, last, history, skipped_files=prepared.skipped)
@@ -267,7 +271,15 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 # Ray Train
 
 
-def fit(cfg: Config, prepared: PreparedData, output_dir: Path, run_id: str, uri: str, resume: Path | None):
+def fit(
+    cfg: Config,
+    prepared: PreparedData,
+    output_dir: Path,
+    run_id: str,
+    uri: str,
+    resume: Path | None,
+    callbacks: list | None = None,
+):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -300,6 +312,7 @@ def fit(cfg: Config, prepared: PreparedData, output_dir: Path, run_id: str, uri:
                 checkpoint_score_order="min",
             ),
             worker_runtime_env={"env_vars": forwarded_env()},
+            callbacks=callbacks,
         ),
         datasets=prepared.datasets,
     )
