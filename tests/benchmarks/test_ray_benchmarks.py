@@ -15,6 +15,7 @@ BENCH_DIR = REPO_ROOT / "benchmarks"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_data_pipeline_quick_small(bench):
     data = bench(
         "data_pipeline.py",
@@ -38,6 +39,7 @@ def test_data_pipeline_quick_small(bench):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # Serve replicas took >15 min to come up at load average ~20 on 2 cores
 def test_serve_batching_quick_small(bench):
     data = bench(
         "serve_batching.py",
@@ -64,6 +66,7 @@ def test_serve_batching_quick_small(bench):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)
 def test_run_all_quick(tmp_path):
     """What the README's table comes from: every script, --quick, real subprocesses."""
     proc = subprocess.run(
