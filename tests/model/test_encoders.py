@@ -156,7 +156,7 @@ def test_ced_strict_loading_names_bad_keys(tmp_path):
 
 
 class NotATensor:
-    pass
+    """An arbitrary pickled object: weights_only loading must refuse it."""
 
 
 def test_ced_refuses_to_unpickle_objects(tmp_path):
