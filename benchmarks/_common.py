@@ -79,54 +79,18 @@ def set_threads(threads: int) -> None:
 
 
 def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
-    """A small local Ray (256 MB object store, no dashboard). On a loaded machine the raylet can miss
-    Ray's start window: wait longer (RAY_raylet_start_wait_time_s) and retry. A failed attempt leaves
-    its GCS server and helpers running, so the processes it started (this process's new children,
-    by pid) are ended before the next try."""
-    import contextlib
+    """A small local Ray (256 MB object store, no dashboard) through distillcaps.ray_runtime, which
+    picks explicit agent ports, retries a start that misses Ray's window on a loaded machine and
+    ends the processes of a failed attempt. RAY_SERVE_* variables reach the workers too."""
+    from distillcaps.ray_runtime import ensure_ray
 
-    import psutil
-    import ray
-
-    try:  # the serving room's fix: explicit agent ports (local instances otherwise clash on 52365)
-        from distillcaps.serving.local_ray import explicit_agent_ports
-    except ImportError:
-        explicit_agent_ports = contextlib.nullcontext
-
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
-    # GCS marks a raylet dead after 5 missed 3 s heartbeats: a busy shared machine misses them.
-    os.environ.setdefault("RAY_health_check_period_ms", "10000")
-    os.environ.setdefault("RAY_health_check_timeout_ms", "60000")
-    os.environ.setdefault("RAY_health_check_failure_threshold", "30")
-    forwarded = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
-    me = psutil.Process()
-    for attempt in range(attempts):
-        before = {p.pid for p in me.children(recursive=True)}
-        try:
-            with explicit_agent_ports():
-                ray.init(
-                    num_cpus=num_cpus,
-                    object_store_memory=256 * 1024 * 1024,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    runtime_env={
-                        "env_vars": {
-                            k: v
-                            for k, v in os.environ.items()
-                            if k in forwarded or k.startswith("RAY_SERVE_")
-                        }
-                    },
-                )
-            return
-        except Exception:
-            ray.shutdown()
-            for child in me.children(recursive=True):
-                if child.pid not in before:
-                    with contextlib.suppress(psutil.Error):
-                        child.kill()
-            if attempt == attempts - 1:
-                raise
-            print(f"Ray did not start (machine busy?); retrying ({attempt + 2}/{attempts})", flush=True)
+    ensure_ray(
+        num_cpus=num_cpus,
+        object_store_mb=256,
+        attempts=attempts,
+        forward_prefixes=("RAY_SERVE_",),
+        log_to_driver=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,11 +39,11 @@ def small_config(tmp_path, *overrides):
 def ray_cluster(tmp_path_factory):
     import ray
 
-    from distillcaps.training.trainer import ensure_ray
+    from distillcaps.ray_runtime import ensure_ray
 
     # The kill test's environment variable must reach the workers: train() forwards DISTILLCAPS_*
-    # through the Train workers' runtime_env, so one cluster serves both tests.
-    ensure_ray(small_config(tmp_path_factory.mktemp("ray")))
+    # through the Train workers' runtime_env, so one cluster serves all tests.
+    ensure_ray(object_store_mb=512)
     yield
     ray.shutdown()
 

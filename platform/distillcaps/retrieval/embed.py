@@ -43,30 +43,17 @@ class EmbedAudio:
         return {"row": np.asarray(batch["row"]), "embedding": embedding}
 
 
-def init_ray(cfg: Config, attempts: int = 2) -> bool:
-    """A small local Ray if none is running: 2 CPUs, no dashboard, a small object store.
+def init_ray(cfg: Config) -> bool:
+    """Ray for the embedding stage (see distillcaps.ray_runtime): join a running one, else a small
+    local one (2 CPUs, ``retrieval.ray_object_store_mb``). -> True when this call ran ray.init."""
+    from distillcaps.ray_runtime import ensure_ray
 
-    Ray gives its raylet a fixed 30 s to register; on an overloaded machine that can run out, so
-    a failed start is retried once before giving up. -> True when this call started Ray.
-    """
-    import ray
-
-    for attempt in range(attempts):
-        if ray.is_initialized():
-            return False
-        try:
-            ray.init(
-                num_cpus=2,
-                include_dashboard=False,
-                object_store_memory=cfg.retrieval.ray_object_store_mb * 1024 * 1024,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-            return True
-        except Exception:  # noqa: BLE001 - Ray raises a bare Exception on a slow start-up
-            ray.shutdown()
-            if attempt + 1 == attempts:
-                raise
+    return ensure_ray(
+        num_cpus=2,
+        object_store_mb=cfg.retrieval.ray_object_store_mb,
+        log_to_driver=False,
+        configure_logging=False,
+    )
 
 
 @AUDIO_EMBEDDERS.register("ray")

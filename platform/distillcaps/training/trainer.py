@@ -18,7 +18,6 @@ encoder features. Workers then only read caches.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -189,54 +188,12 @@ def with_absolute_paths(cfg: Config) -> Config:
     return from_dict(Config, raw)
 
 
-def ensure_ray(cfg: Config) -> None:
-    """Join a running Ray cluster ($RAY_ADDRESS or an initialised one) or start a small local one."""
-    import ray
+def ensure_ray(cfg: Config) -> bool:
+    """Ray for training: join $RAY_ADDRESS or an initialised Ray, else start a local instance with
+    a ``train.object_store_mb`` object store (see distillcaps.ray_runtime). -> True if it ran ray.init."""
+    from distillcaps.ray_runtime import ensure_ray as ensure_ray_runtime
 
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"])
-        return
-    attempts = 5
-    for attempt in range(attempts):
-        try:
-            start_local_ray(cfg)
-            return
-        except Exception:  # a raylet that does not come up within Ray's fixed 30 s on a loaded machine
-            if attempt == attempts - 1:
-                raise
-            print(f"Ray did not start (machine busy?); retrying ({attempt + 2}/{attempts})", flush=True)
-
-
-def start_local_ray(cfg: Config) -> None:
-    """ray.init for a small local cluster; if it fails, end the processes this attempt started
-    (a failed ray.init leaves its GCS server and helpers running, which only adds to the load)."""
-    import psutil
-    import ray
-
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    try:
-        ray.init(
-            object_store_memory=cfg.train.object_store_mb * 1024 * 1024,
-            include_dashboard=False,
-            runtime_env={"env_vars": forwarded_env()},
-        )
-    except Exception:
-        ray.shutdown()
-        for child in me.children(recursive=True):
-            if child.pid not in before:
-                with contextlib.suppress(psutil.Error):
-                    child.kill()
-        raise
-
-
-def forwarded_env() -> dict[str, str]:
-    names = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
-    env = {k: os.environ[k] for k in names if k in os.environ}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("DISTILLCAPS_")})
-    return env
+    return ensure_ray_runtime(object_store_mb=cfg.train.object_store_mb, attempts=5)
 
 
 def check_resumable(run_dir: Path, cfg: Config) -> str:
@@ -283,6 +240,7 @@ def fit(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from distillcaps.ray_runtime import forwarded_env
     from distillcaps.training.loop import steps_per_epoch, train_loop_per_worker
 
     trainer = TorchTrainer(

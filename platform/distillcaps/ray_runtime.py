@@ -1,0 +1,166 @@
+"""One way to get a Ray instance: join a running one, or start a small local one that survives a
+busy shared host.
+
+    from distillcaps.ray_runtime import ensure_ray
+    started = ensure_ray(num_cpus=2, object_store_mb=512)   # True: this call ran ray.init
+    ...
+    if started:
+        ray.shutdown()
+
+Order: an initialised Ray in this process is used as it is; else ``$RAY_ADDRESS`` is joined; else a
+new local instance starts. Why the local start needs care (Ray 2.60, 2 loaded cores):
+
+- The raylet waits at most 15 s per port for its dashboard agent to write port files, and the driver
+  gives the raylet a fixed 30 s to register; the agent's imports alone can take longer. Explicit
+  agent ports skip the port-file waits.
+- Every local instance asks for the same agent HTTP port (52365), so a second instance on the host
+  (another engineer's job) clashes. Each start here picks free ports.
+- ``ray.init`` does not expose those ports, so they are set on Ray's node parameters (and the raylet's
+  ``--dashboard_agent_listen_port`` flag, which Ray never passes) for the duration of the call.
+- A failed ``ray.init`` leaves its GCS server and helpers running. The processes a failed attempt
+  started (new children of this process, by pid) are ended before the next attempt; Ray processes
+  of other jobs are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+# Environment variables every Ray worker needs as the driver has them (offline hub, no telemetry).
+FORWARDED_ENV_NAMES = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
+FORWARDED_ENV_PREFIXES = ("DISTILLCAPS_",)  # our own switches, e.g. the test's fault injection
+
+# Ray's timeouts for a host that is not busy: GCS marks a raylet dead after 5 missed 3 s heartbeats,
+# and Ray's processes wait 30 s for a raylet to come up. Set only where the caller has not chosen
+# otherwise; read by Ray's processes when they start.
+PATIENT_START_DEFAULTS = {
+    "RAY_raylet_start_wait_time_s": "120",
+    "RAY_health_check_period_ms": "10000",
+    "RAY_health_check_timeout_ms": "60000",
+    "RAY_health_check_failure_threshold": "30",
+}
+
+
+def ensure_ray(
+    num_cpus: int | None = None,
+    object_store_mb: int | None = 1024,
+    env_vars: Mapping[str, str] | None = None,
+    *,
+    attempts: int = 3,
+    forward_prefixes: tuple[str, ...] = (),
+    **init_kwargs: Any,
+) -> bool:
+    """Make sure this process is connected to Ray. -> True when this call ran ``ray.init``
+    (the caller may then ``ray.shutdown()`` when done); False when Ray was already initialised.
+
+    ``env_vars`` (added to ``forwarded_env()``) reach every worker through the job's runtime_env.
+    They cannot be added to an instance that this process initialised earlier: pass them at the
+    first call. ``object_store_mb`` bounds a new local instance's object store (Ray's default is
+    ~30% of RAM: 7 GB here); ``None`` keeps Ray's default. ``init_kwargs`` go to ``ray.init``.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    runtime_env = dict(init_kwargs.pop("runtime_env", None) or {})
+    runtime_env["env_vars"] = {
+        **forwarded_env(forward_prefixes),
+        **runtime_env.get("env_vars", {}),
+        **(env_vars or {}),
+    }
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, **init_kwargs)
+        return True
+    init_kwargs.setdefault("include_dashboard", False)
+    if num_cpus is not None:
+        init_kwargs["num_cpus"] = num_cpus
+    if object_store_mb is not None:
+        init_kwargs["object_store_memory"] = object_store_mb * 1024 * 1024
+    for name, value in PATIENT_START_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    for attempt in range(1, attempts + 1):
+        try:
+            start_local_ray(runtime_env=runtime_env, **init_kwargs)
+            return True
+        except Exception as error:  # noqa: BLE001 - Ray raises a bare Exception on a slow start-up
+            if attempt == attempts:
+                raise
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            print(f"Ray did not start ({reason}); retrying ({attempt + 1}/{attempts})", flush=True)
+    raise AssertionError("unreachable")
+
+
+def start_local_ray(**init_kwargs: Any) -> None:
+    """One ``ray.init`` of a new local instance with explicit agent ports; if it fails, end the
+    processes it started and re-raise."""
+    import psutil
+    import ray
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    try:
+        with explicit_agent_ports():
+            ray.init(**init_kwargs)
+    except BaseException:
+        ray.shutdown()
+        end_new_children(me, before)
+        raise
+
+
+def end_new_children(process, before: set[int]) -> list[int]:
+    """Kill the descendants of ``process`` whose pids are not in ``before``. -> their pids."""
+    import psutil
+
+    ended = []
+    for child in process.children(recursive=True):
+        if child.pid not in before:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+                ended.append(child.pid)
+    return ended
+
+
+def forwarded_env(prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """The driver's variables that workers need: FORWARDED_ENV_NAMES, DISTILLCAPS_*, ``prefixes``."""
+    wanted = FORWARDED_ENV_PREFIXES + tuple(prefixes)
+    return {k: v for k, v in os.environ.items() if k in FORWARDED_ENV_NAMES or k.startswith(wanted)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def explicit_agent_ports() -> Iterator[int]:
+    """While active, a new local Ray node gets free, explicit agent ports. -> the agent HTTP port."""
+    from ray._private import parameter, services
+
+    listen_port = free_port()
+    original_init = parameter.RayParams.__init__
+    original_start = services.start_ray_process
+
+    def init_with_ports(self, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.metrics_agent_port = self.metrics_agent_port or free_port()
+        self.metrics_export_port = self.metrics_export_port or free_port()
+        self.runtime_env_agent_port = self.runtime_env_agent_port or free_port()
+        self.dashboard_agent_listen_port = listen_port
+
+    def start_with_listen_port(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
+        if process_type == "raylet":
+            command = [*command, f"--dashboard_agent_listen_port={listen_port}"]
+        return original_start(command, process_type, *args, **kwargs)
+
+    parameter.RayParams.__init__ = init_with_ports
+    services.start_ray_process = start_with_listen_port
+    try:
+        yield listen_port
+    finally:
+        parameter.RayParams.__init__ = original_init
+        services.start_ray_process = original_start

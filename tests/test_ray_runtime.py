@@ -1,0 +1,145 @@
+"""distillcaps.ray_runtime: join or start Ray, explicit agent ports, retries, no leaked processes.
+
+Most tests stand in for ray.init (cheap); one starts a real 1-CPU instance, and one lets a real
+start fail after its GCS server is up, to check that the processes of a failed attempt are ended.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psutil
+import pytest
+import ray
+
+from distillcaps import ray_runtime
+from distillcaps.ray_runtime import end_new_children, ensure_ray, explicit_agent_ports, forwarded_env
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """No Ray in this process and no $RAY_ADDRESS; a real instance left over is an error."""
+    assert not ray.is_initialized(), "a test left Ray running"
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    yield
+    ray.shutdown()
+
+
+def test_forwarded_env_takes_the_named_variables_and_prefixes(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DISTILLCAPS_SOMETHING", "x")
+    monkeypatch.setenv("RAY_SERVE_FOO", "y")
+    monkeypatch.setenv("UNRELATED_VARIABLE", "z")
+    env = forwarded_env()
+    assert env["HF_HUB_OFFLINE"] == "1" and env["DISTILLCAPS_SOMETHING"] == "x"
+    assert "RAY_SERVE_FOO" not in env and "UNRELATED_VARIABLE" not in env
+    assert forwarded_env(("RAY_SERVE_",))["RAY_SERVE_FOO"] == "y"
+
+
+def test_an_initialised_ray_is_used_without_a_second_init(monkeypatch):
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init called again"))
+    assert ensure_ray(num_cpus=1) is False
+
+
+def test_ray_address_is_joined_with_the_forwarded_env(no_ray, monkeypatch):
+    calls = []
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    monkeypatch.setenv("DISTILLCAPS_FLAG", "on")
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    assert ensure_ray(num_cpus=2, object_store_mb=64, env_vars={"EXTRA": "1"}) is True
+    (kwargs,) = calls
+    assert kwargs["address"] == "10.0.0.1:6379"
+    assert kwargs["runtime_env"]["env_vars"]["DISTILLCAPS_FLAG"] == "on"
+    assert kwargs["runtime_env"]["env_vars"]["EXTRA"] == "1"
+    # a cluster's resources are its own: no local sizing is passed when joining
+    assert "num_cpus" not in kwargs and "object_store_memory" not in kwargs
+
+
+def test_a_failed_start_is_retried_with_its_reason_printed(no_ray, monkeypatch, capsys):
+    attempts = []
+
+    def flaky_start(**kwargs):
+        attempts.append(kwargs)
+        if len(attempts) < 3:
+            raise Exception("The current node timed out during startup.")
+
+    monkeypatch.setattr(ray_runtime, "start_local_ray", flaky_start)
+    assert ensure_ray(num_cpus=1, object_store_mb=100, attempts=3) is True
+    assert len(attempts) == 3
+    assert attempts[0]["num_cpus"] == 1 and attempts[0]["object_store_memory"] == 100 * 1024 * 1024
+    assert attempts[0]["include_dashboard"] is False
+    out = capsys.readouterr().out
+    assert "Ray did not start (Exception: The current node timed out during startup.); retrying (2/3)" in out
+    assert "retrying (3/3)" in out
+
+    attempts.clear()
+    monkeypatch.setattr(ray_runtime, "start_local_ray", lambda **kw: (attempts.append(kw), 1 / 0))
+    with pytest.raises(ZeroDivisionError):
+        ensure_ray(attempts=2)
+    assert len(attempts) == 2
+
+
+def test_explicit_agent_ports_apply_only_inside_the_context():
+    from ray._private.parameter import RayParams
+    from ray._private.ray_constants import DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+
+    with explicit_agent_ports() as listen_port:
+        params = RayParams()
+    assert params.dashboard_agent_listen_port == listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+    assert params.metrics_agent_port and params.metrics_export_port and params.runtime_env_agent_port
+    assert RayParams().dashboard_agent_listen_port == DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+
+
+def test_end_new_children_ends_only_processes_started_after_the_snapshot():
+    me = psutil.Process()
+    older = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        before = {p.pid for p in me.children(recursive=True)}
+        newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        assert end_new_children(me, before) == [newer.pid]
+        assert newer.wait(timeout=10) != 0
+        assert older.poll() is None
+    finally:
+        older.kill()
+        older.wait()
+
+
+def test_local_start_forwards_env_uses_its_own_agent_port_and_is_joined_later(no_ray, monkeypatch):
+    from ray._private.ray_constants import DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+
+    monkeypatch.setenv("DISTILLCAPS_PROBE", "from-driver")
+    assert ensure_ray(num_cpus=1, object_store_mb=100, env_vars={"PROBE_EXTRA": "yes"}) is True
+
+    @ray.remote(num_cpus=1)
+    def read_env() -> tuple[str | None, str | None]:
+        import os
+
+        return os.environ.get("DISTILLCAPS_PROBE"), os.environ.get("PROBE_EXTRA")
+
+    assert ray.get(read_env.remote()) == ("from-driver", "yes")
+    node = ray._private.worker.global_worker.node
+    # another local instance on the host (another user's job) holds the default agent port
+    assert node.dashboard_agent_listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+    assert ray.cluster_resources()["CPU"] == 1
+    assert ensure_ray(num_cpus=2) is False  # joined, not started again
+    ray.shutdown()
+
+
+def test_a_failed_start_leaves_no_processes_behind(no_ray, monkeypatch):
+    from ray._private import node
+
+    def fail_after_head(self):
+        raise RuntimeError("raylet did not come up (simulated)")
+
+    # The GCS server (a child of this process) is running when the raylet start fails.
+    monkeypatch.setattr(node.Node, "start_ray_processes", fail_after_head)
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    with pytest.raises(RuntimeError, match="simulated"):
+        ensure_ray(num_cpus=1, object_store_mb=100, attempts=1)
+    left = [p for p in me.children(recursive=True) if p.pid not in before and p.is_running()]
+    alive = [p for p in left if p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [p.cmdline() for p in alive]
+    assert not ray.is_initialized()
