@@ -14,7 +14,7 @@ import pytest
 import ray
 
 from distillcaps import ray_runtime
-from distillcaps.ray_runtime import end_new_children, ensure_ray, explicit_agent_ports, forwarded_env
+from distillcaps.ray_runtime import end_new_children, ensure_ray, forwarded_env, isolated_local_node
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_a_failed_start_is_retried_with_its_reason_printed(no_ray, monkeypatch, 
     assert ensure_ray(num_cpus=1, object_store_mb=100, attempts=3) is True
     assert len(attempts) == 3
     assert attempts[0]["num_cpus"] == 1 and attempts[0]["object_store_memory"] == 100 * 1024 * 1024
-    assert attempts[0]["include_dashboard"] is False
+    assert attempts[0]["include_dashboard"] is False and attempts[0]["address"] == "local"
     out = capsys.readouterr().out
     assert "Ray did not start (Exception: The current node timed out during startup.); retrying (2/3)" in out
     assert "retrying (3/3)" in out
@@ -85,7 +85,7 @@ def test_explicit_agent_ports_apply_only_inside_the_context():
     from ray._private.parameter import RayParams
     from ray._private.ray_constants import DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
 
-    with explicit_agent_ports() as listen_port:
+    with isolated_local_node() as listen_port:
         params = RayParams()
     assert params.dashboard_agent_listen_port == listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
     assert params.metrics_agent_port and params.metrics_export_port and params.runtime_env_agent_port
@@ -113,12 +113,15 @@ def test_local_start_forwards_env_uses_its_own_agent_port_and_is_joined_later(no
     assert ensure_ray(num_cpus=1, object_store_mb=100, env_vars={"PROBE_EXTRA": "yes"}) is True
 
     @ray.remote(num_cpus=1)
-    def read_env() -> tuple[str | None, str | None]:
+    def read_env() -> tuple[str | None, ...]:
         import os
 
-        return os.environ.get("DISTILLCAPS_PROBE"), os.environ.get("PROBE_EXTRA")
+        return tuple(os.environ.get(k) for k in ("DISTILLCAPS_PROBE", "PROBE_EXTRA", "RAY_ADDRESS"))
 
-    assert ray.get(read_env.remote()) == ("from-driver", "yes")
+    # RAY_ADDRESS: Ray helpers in workers that look for "the" cluster find this one, not another
+    # instance on the host
+    gcs_address = ray.get_runtime_context().gcs_address
+    assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address)
     node = ray._private.worker.global_worker.node
     # another local instance on the host (another user's job) holds the default agent port
     assert node.dashboard_agent_listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
@@ -136,6 +139,8 @@ def test_a_failed_start_leaves_no_processes_behind(no_ray, monkeypatch):
     # The GCS server (a child of this process) is running when the raylet start fails.
     monkeypatch.setattr(node.Node, "start_ray_processes", fail_after_head)
     me = psutil.Process()
+    # an instance shut down by an earlier test may still be ending its processes
+    psutil.wait_procs(me.children(recursive=True), timeout=30)
     before = {p.pid for p in me.children(recursive=True)}
     with pytest.raises(RuntimeError, match="simulated"):
         ensure_ray(num_cpus=1, object_store_mb=100, attempts=1)

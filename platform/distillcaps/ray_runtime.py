@@ -8,15 +8,20 @@ busy shared host.
         ray.shutdown()
 
 Order: an initialised Ray in this process is used as it is; else ``$RAY_ADDRESS`` is joined; else a
-new local instance starts. Why the local start needs care (Ray 2.60, 2 loaded cores):
+new local instance starts (never an instance that someone's ``ray start`` left on the host, which a
+plain ``ray.init()`` would join). Why the local start needs care (Ray 2.60, 2 loaded cores):
 
 - The raylet waits at most 15 s per port for its dashboard agent to write port files, and the driver
   gives the raylet a fixed 30 s to register; the agent's imports alone can take longer. Explicit
   agent ports skip the port-file waits.
 - Every local instance asks for the same agent HTTP port (52365), so a second instance on the host
   (another engineer's job) clashes. Each start here picks free ports.
-- ``ray.init`` does not expose those ports, so they are set on Ray's node parameters (and the raylet's
-  ``--dashboard_agent_listen_port`` flag, which Ray never passes) for the duration of the call.
+- With several instances on the host, Ray helpers that look for "the" cluster themselves (the State
+  API used by Train V2's PlacementGroupCleaner) pick any of them; the node's processes get
+  ``RAY_ADDRESS`` pointing at their own GCS.
+- ``ray.init`` exposes none of this, so it is set on Ray's node parameters, the raylet's command
+  (``--dashboard_agent_listen_port``, which Ray never passes) and the raylet's environment for the
+  duration of the call.
 - A failed ``ray.init`` leaves its GCS server and helpers running. The processes a failed attempt
   started (new children of this process, by pid) are ended before the next attempt; Ray processes
   of other jobs are never touched.
@@ -75,6 +80,9 @@ def ensure_ray(
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, **init_kwargs)
         return True
+    # "local": a new instance even when /tmp/ray/ray_current_cluster names one that `ray start`
+    # left on the host (plain ray.init() would join that one, someone else's).
+    init_kwargs["address"] = "local"
     init_kwargs.setdefault("include_dashboard", False)
     if num_cpus is not None:
         init_kwargs["num_cpus"] = num_cpus
@@ -95,7 +103,7 @@ def ensure_ray(
 
 
 def start_local_ray(**init_kwargs: Any) -> None:
-    """One ``ray.init`` of a new local instance with explicit agent ports; if it fails, end the
+    """One ``ray.init`` of a new local instance (see isolated_local_node); if it fails, end the
     processes it started and re-raise."""
     import psutil
     import ray
@@ -103,7 +111,7 @@ def start_local_ray(**init_kwargs: Any) -> None:
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     try:
-        with explicit_agent_ports():
+        with isolated_local_node():
             ray.init(**init_kwargs)
     except BaseException:
         ray.shutdown()
@@ -137,8 +145,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def explicit_agent_ports() -> Iterator[int]:
-    """While active, a new local Ray node gets free, explicit agent ports. -> the agent HTTP port."""
+def isolated_local_node() -> Iterator[int]:
+    """While active, a new local Ray node keeps to itself on a shared host. -> its agent HTTP port.
+
+    - Its agents get free, explicit ports (no port-file waits, no clash on 52365).
+    - Its raylet, and so every worker, actor and agent it starts, gets ``RAY_ADDRESS`` = its own GCS.
+      Ray's helpers that find "the" cluster by themselves otherwise pick one of the host's
+      instances: Train V2's PlacementGroupCleaner asks the State API whether the TrainController is
+      alive, and an answer from another instance's dashboard ("no such actor") would make it remove
+      the running training's placement group.
+    """
     from ray._private import parameter, services
 
     listen_port = free_port()
@@ -152,15 +168,20 @@ def explicit_agent_ports() -> Iterator[int]:
         self.runtime_env_agent_port = self.runtime_env_agent_port or free_port()
         self.dashboard_agent_listen_port = listen_port
 
-    def start_with_listen_port(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
+    def start_raylet_pinned(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
         if process_type == "raylet":
             command = [*command, f"--dashboard_agent_listen_port={listen_port}"]
+            gcs = next(a.split("=", 1)[1] for a in command if a.startswith("--gcs-address="))
+            kwargs["env_updates"] = {**(kwargs.get("env_updates") or {}), "RAY_ADDRESS": gcs}
         return original_start(command, process_type, *args, **kwargs)
 
     parameter.RayParams.__init__ = init_with_ports
-    services.start_ray_process = start_with_listen_port
+    services.start_ray_process = start_raylet_pinned
     try:
         yield listen_port
     finally:
         parameter.RayParams.__init__ = original_init
         services.start_ray_process = original_start
+
+
+explicit_agent_ports = isolated_local_node  # the earlier name (serving/ray_head.py uses it)
