@@ -14,26 +14,40 @@ if str(HERE) not in sys.path:  # the stand-in backend and helpers live beside th
 
 from serving_helpers import DATASTORE, MODEL_NAME  # noqa: E402
 from standin_backend import write_standin_checkpoint  # noqa: E402
-from tiny_checkpoint import build_bases, write_tiny_checkpoint  # noqa: E402
+from tiny_checkpoint import build_bases, write_rag_checkpoint, write_tiny_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def checkpoint_bases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(tiny LLM dir, tiny encoder dir): the frozen parts every real test checkpoint shares."""
+    import torch
+
+    torch.set_num_threads(1)
+    return build_bases(tmp_path_factory.mktemp("bases"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(checkpoint_bases, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Checkpoint dirs (files only, no processes left running):
 
     v1, v2: real tiny DistillCaps checkpoints (same frozen bases, trainable parts from seeds 0 and 1);
     v3: the stand-in backend's checkpoint with a datastore, for the rag=true path.
     """
-    import torch
-
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("checkpoints")
-    llm_dir, encoder_dir = build_bases(root / "bases")
+    llm_dir, encoder_dir = checkpoint_bases
     return {
         "v1": write_tiny_checkpoint(root / "ckpt-v1", llm_dir, encoder_dir, seed=0),
         "v2": write_tiny_checkpoint(root / "ckpt-v2", llm_dir, encoder_dir, seed=1),
         "v3": write_standin_checkpoint(root / "ckpt-v3", "v3", DATASTORE),
     }
+
+
+@pytest.fixture(scope="session")
+def rag_checkpoint(checkpoint_bases, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tiny checkpoint whose config has a datastore (tiny-clap on a 24-clip synthetic set),
+    with that datastore built: what ``retrieval: true`` deploys."""
+    root = tmp_path_factory.mktemp("rag")
+    return write_rag_checkpoint(root / "ckpt-rag", *checkpoint_bases, data_root=root)
 
 
 @pytest.fixture(scope="module")

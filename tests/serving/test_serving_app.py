@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from serving_helpers import MODEL_NAME, encode, free_port, serving_options, tone
 
-from distillcaps.serving.captioner import Captioner
+from distillcaps.serving.captioner import Captioner, pad_batch
 from distillcaps.serving.options import DecodingOptions
 from distillcaps.serving.upload import AudioLimits, decode_audio
 
@@ -270,6 +270,50 @@ def test_rag_true_uses_the_deployed_datastore(service):
     body = response.json()
     assert body["rag"] is True and body["model"]["version"] == "3"
     assert body["caption"] == "a loud low tone (v3), like a low hum of an engine"
+
+
+def deploy_checkpoint(service, checkpoint: Path, retrieval: bool) -> dict:
+    options = serving_options(service.registry, model_uri=str(checkpoint), retrieval=retrieval)
+    deploy(service, options)
+    return wait_for(
+        service, lambda i: i.get("uri") == str(checkpoint) and i.get("rag_available") is retrieval
+    )
+
+
+def test_rag_true_with_the_real_retriever_and_datastore(service, rag_checkpoint):
+    """A real checkpoint whose config has a datastore, deployed with retrieval: true: the replica
+    builds Retriever.from_config (tiny-clap, caption datastore, exact index) and rag=true uses it."""
+    info = deploy_checkpoint(service, rag_checkpoint, retrieval=True)
+    audio = encode(tone(440.0))
+
+    response = post_raw(service, audio, rag="true")
+
+    assert info["config"]["clap"] == "tiny-clap" and info["rag_unavailable_reason"] is None
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["rag"] is True
+    assert body["model"]["name"] == rag_checkpoint.name
+    reference = Captioner.from_uri(str(rag_checkpoint), retrieval=True)
+    waveform = decode_audio(audio, LIMITS).waveform
+    assert body["caption"] == reference.caption([waveform], rag=True)[0]
+    retrieved = reference.backend.retriever.retrieve(*pad_batch([waveform]), 3)[0]
+    assert len(retrieved) == 3 and all(isinstance(c, str) and c for c in retrieved)
+
+
+def test_rag_true_without_the_datastore_deployed_is_a_409(service, rag_checkpoint):
+    """The same checkpoint deployed with retrieval: false: rag=true is refused, rag=false works."""
+    deploy_checkpoint(service, rag_checkpoint, retrieval=False)
+    audio = encode(tone(440.0))
+
+    refused = post_raw(service, audio, rag="true")
+    plain = post_raw(service, audio, rag="false")
+
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["kind"] == "retrieval_unavailable"
+    assert "retrieval is not available" in refused.json()["error"]
+    assert "retrieval: true" in refused.json()["error"]  # says how to turn it on
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["rag"] is False
 
 
 def test_a_failed_reconfigure_keeps_the_loaded_model_serving(service):

@@ -98,7 +98,8 @@ def pad_batch(waveforms: Sequence[np.ndarray]) -> tuple[Any, Any]:
     lengths = torch.tensor([len(w) for w in waveforms], dtype=torch.long)
     audio = torch.zeros(len(waveforms), int(lengths.max()), dtype=torch.float32)
     for row, wave in enumerate(waveforms):
-        audio[row, : len(wave)] = torch.from_numpy(np.asarray(wave, dtype=np.float32))
+        # np.array copies: waveforms from Ray's object store are read-only views.
+        audio[row, : len(wave)] = torch.from_numpy(np.array(wave, dtype=np.float32))
     return audio, lengths
 
 
