@@ -1,5 +1,10 @@
 """End to end through Ray: train the tiny preset on a small synthetic set with 2 workers, evaluate,
-find the run in MLflow; a worker killed mid-run; resuming with another model config."""
+find the run in MLflow; a worker killed mid-run; a crashed run resumed with ``distillcaps train
+--resume``; resuming with another model config.
+
+The slow tests share one data root (module fixture), so the synthetic set, tiny CLAP, tiny LLM,
+retrieval and feature caches are built once for the module, not once per run.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +34,25 @@ SMALL = [
 ]
 
 
-def small_config(tmp_path, *overrides):
+# 16 clips x 5 captions = 80 rows -> 40 per worker -> 10 optimizer steps of 4 rows per epoch: what an
+# uninterrupted run takes (test_train_two_workers... checks it on a real run).
+STEPS_PER_EPOCH = 10
+
+# The slow tests are end-to-end runs on a shared 2-core host: minutes each, more under load.
+SLOW_TIMEOUT_S = 1800
+
+
+def small_config(tmp_path, *overrides, data_root=None):
+    data_root = data_root or tmp_path / "data"
     return load_config(
-        "tiny", [f"run_dir={tmp_path / 'runs'}", f"data.data_root={tmp_path / 'data'}", *SMALL, *overrides]
+        "tiny", [f"run_dir={tmp_path / 'runs'}", f"data.data_root={data_root}", *SMALL, *overrides]
     )
+
+
+@pytest.fixture(scope="module")
+def shared_data(tmp_path_factory):
+    """One data root for the module's runs: its caches are computed by the first run only."""
+    return tmp_path_factory.mktemp("shared-data")
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +69,18 @@ def ray_cluster(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_train_two_workers_evaluate_and_find_everything_in_mlflow(tmp_path, ray_cluster, capsys):
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
+def test_train_two_workers_evaluate_and_find_everything_in_mlflow(tmp_path, ray_cluster, shared_data, capsys):
     from mlflow import MlflowClient
 
     from distillcaps.tracking import tracking_uri
     from distillcaps.training.trainer import train
 
-    cfg = small_config(tmp_path, "train.epochs=2")
+    cfg = small_config(tmp_path, "train.epochs=2", data_root=shared_data)
     result = train(cfg, run_name="e2e")
 
     assert [h["epoch"] for h in result.history] == [1, 2]
-    # 16 clips x 5 captions = 80 rows -> 40 per worker -> 10 steps of 4 rows per epoch.
-    assert [h["global_step"] for h in result.history] == [10, 20]
+    assert [h["global_step"] for h in result.history] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
     assert (result.best_checkpoint / "trainable.safetensors").is_file()
     assert (result.last_checkpoint / "trainable.safetensors").is_file()
     printed = capsys.readouterr().out
@@ -92,18 +112,32 @@ def test_train_two_workers_evaluate_and_find_everything_in_mlflow(tmp_path, ray_
 
 
 @pytest.mark.slow
-def test_killed_worker_resumes_from_last_checkpoint_with_same_step_count(tmp_path, ray_cluster, monkeypatch):
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
+def test_killed_worker_resumes_from_last_checkpoint_with_same_step_count(
+    tmp_path, ray_cluster, shared_data, monkeypatch
+):
+    from mlflow import MlflowClient
+
+    from distillcaps.tracking import tracking_uri
     from distillcaps.training.loop import KILL_ENV
     from distillcaps.training.trainer import train
 
-    reference = train(small_config(tmp_path / "a", "train.epochs=3", "train.evaluate_after=false"))
     marker = tmp_path / "killed"
-    # Rank 1 kills itself (SIGKILL) at the first step of the second epoch, once.
+    # Rank 1 kills itself (SIGKILL) at the first step of the second epoch, once; train.max_failures=1
+    # lets Ray restart the worker group, which restores the checkpoint of epoch 1.
     monkeypatch.setenv(KILL_ENV, f"1:1:0:{marker}")
-    restarted = train(small_config(tmp_path / "b", "train.epochs=3", "train.evaluate_after=false"))
+    cfg = small_config(tmp_path, "train.epochs=2", "train.evaluate_after=false", data_root=shared_data)
+    restarted = train(cfg)
+
     assert marker.is_file()
-    assert [h["epoch"] for h in restarted.history] == [1, 2, 3]
-    assert restarted.history[-1]["global_step"] == reference.history[-1]["global_step"]
+    assert [h["epoch"] for h in restarted.history] == [1, 2]
+    # the same optimizer steps as an uninterrupted run: the killed epoch was redone, nothing more
+    assert [h["global_step"] for h in restarted.history] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    # From the checkpoint, not from scratch: epoch 1 ran (and was logged) once, before the kill,
+    # and its metrics in the final history are the ones logged then.
+    logged = MlflowClient(tracking_uri(cfg)).get_metric_history(restarted.run_id, "train_loss")
+    assert [m.step for m in logged] == [1, 2]
+    assert logged[0].value == pytest.approx(restarted.history[0]["train_loss"])
 
 
 def test_resume_with_another_model_config_is_a_clear_error(tmp_path):
@@ -133,13 +167,38 @@ def test_unknown_checkpoint_metric_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_continues_a_stopped_run(tmp_path, ray_cluster):
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
+def test_resume_continues_a_stopped_run(tmp_path, ray_cluster, shared_data, monkeypatch):
+    from mlflow import MlflowClient
+    from ray.train import TrainingFailedError
+
+    from distillcaps.cli import main
+    from distillcaps.tracking import tracking_uri
+    from distillcaps.training.loop import KILL_ENV
     from distillcaps.training.trainer import train
 
-    first = train(small_config(tmp_path, "train.epochs=1", "train.evaluate_after=false"))
-    resumed = train(
-        small_config(tmp_path, "train.epochs=2", "train.evaluate_after=false"), resume_dir=first.output_dir
+    # A 2-epoch run stops in its second epoch: a worker dies and no restart is allowed.
+    monkeypatch.setenv(KILL_ENV, f"1:1:0:{tmp_path / 'killed'}")
+    cfg = small_config(
+        tmp_path,
+        "train.epochs=2",
+        "train.evaluate_after=false",
+        "train.max_failures=0",
+        data_root=shared_data,
     )
-    assert resumed.run_id == first.run_id and resumed.output_dir == first.output_dir
-    assert [h["epoch"] for h in resumed.history] == [1, 2]
-    assert [h["global_step"] for h in resumed.history] == [10, 20]
+    with pytest.raises(TrainingFailedError):
+        train(cfg, run_name="stopped")
+    monkeypatch.delenv(KILL_ENV)
+    (run_dir,) = (tmp_path / "runs" / "train").iterdir()
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    assert not (run_dir / "history.json").exists()
+
+    # `distillcaps train --resume RUN_DIR` takes the run's own config.yaml and continues it.
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["global_step"] for h in history] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    assert (run_dir / "checkpoints" / "last" / "trainable.safetensors").is_file()
+    # the same MLflow run, each epoch logged once
+    logged = MlflowClient(tracking_uri(cfg)).get_metric_history(run_id, "train_loss")
+    assert [m.step for m in logged] == [1, 2]
