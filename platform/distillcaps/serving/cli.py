@@ -75,6 +75,7 @@ def _serving_config(args: argparse.Namespace, model_uri: str) -> ServingConfig:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import ray
     from ray import serve
 
     from distillcaps.serving.app import build_app
@@ -84,7 +85,12 @@ def run_serve(args: argparse.Namespace) -> int:
     init_local_ray(num_cpus=args.num_cpus)
     serve.start(http_options={"host": args.host, "port": args.port})
     print(f"serving {cfg.model_uri} on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
-    serve.run(build_app(cfg.to_dict()), name="distillcaps", route_prefix="/", blocking=True)
+    try:
+        serve.run(build_app(cfg.to_dict()), name="distillcaps", route_prefix="/", blocking=True)
+    except KeyboardInterrupt:  # Ctrl-C is how this command is meant to end: no traceback
+        print("stopping: shutting Serve down", flush=True)
+        serve.shutdown()
+        ray.shutdown()
     return 0
 
 
