@@ -22,6 +22,7 @@ def write_jsonl_dataset(root, captions):
     root.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({"audio": f"clip{i}.wav", "captions": [c]}) for i, c in enumerate(captions)]
     (root / "dev.jsonl").write_text("\n".join(lines) + "\n")
+    (root / "val.jsonl").write_text("\n".join(lines[:3]) + "\n")  # seen captions: val loss keeps falling
     return root
 
 
@@ -50,7 +51,8 @@ def test_ensure_tiny_llm_pretrains_once_and_caches_by_captions(tmp_path):
     assert path.parent == tmp_path / "cache" / "pretrained" and path.name.startswith("tiny-llm-")
     meta = json.loads((path / "pretraining.json").read_text())
     assert meta["num_captions"] == len(CAPTIONS)
-    assert meta["final_loss"] < 0.5 * meta["first_epoch_loss"]  # it learned from the captions
+    assert meta["train_loss"][-1] < 0.5 * meta["train_loss"][0]  # it learned from the captions
+    assert meta["val_loss"] and meta["best_epoch"] == 1 + meta["val_loss"].index(min(meta["val_loss"]))
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert ensure_tiny_llm(cfg) == path and (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
@@ -93,3 +95,50 @@ def test_build_llm_trains_only_lora_on_the_configured_modules(llm_dir):
     with torch.no_grad():
         assert torch.allclose(llm(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-6)
     assert path == str(llm_dir)
+
+
+def test_caption_documents_use_the_teacher_layout_with_the_clips_own_captions():
+    from random import Random
+
+    from distillcaps.model.config import PromptConfig
+    from distillcaps.model.llm import caption_documents
+
+    prompt = PromptConfig()
+    clips = [CAPTIONS[:5], CAPTIONS[5:6], CAPTIONS[6:8]]
+    docs = caption_documents(clips, prompt, Random(0))
+    assert len(docs) == 2  # a clip with one caption has nothing to put in context
+    context, _, target = docs[0].partition(prompt.student.replace(prompt.audio_placeholder, " "))
+    assert context.startswith("Similar audios sound like:\n\n")
+    listed = context.removeprefix("Similar audios sound like:\n\n").strip().split("\n\n")
+    assert len(listed) == 3 and target in CAPTIONS[:5] and target not in listed
+    assert set(listed) < set(CAPTIONS[:5])
+
+
+def test_pretraining_stops_early_and_keeps_the_best_validation_epoch():
+    from distillcaps.model.config import LLMConfig
+    from distillcaps.model.llm import encode_texts, mean_loss, tiny_llama, train_causal_lm
+    from distillcaps.model.tokenizer import train_caption_tokenizer
+
+    llm_cfg = LLMConfig(
+        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_size=300,
+        pretrain_epochs=60, pretrain_batch_size=4, pretrain_lr=1e-2, pretrain_patience=2,
+    )  # fmt: skip
+    # unseen validation captions: memorising the 6 training ones soon stops helping them
+    train, val = CAPTIONS[:6], CAPTIONS[6:]
+    tokenizer = train_caption_tokenizer(CAPTIONS, llm_cfg.vocab_size)
+    torch.manual_seed(0)
+    model = tiny_llama(llm_cfg, tokenizer)
+    history = train_causal_lm(model, tokenizer, train, llm_cfg, seed=0, val_texts=val)
+    assert len(history.train) < llm_cfg.pretrain_epochs  # stopped early
+    assert len(history.val) - history.best_epoch == llm_cfg.pretrain_patience
+    assert history.val[history.best_epoch - 1] == min(history.val)
+    kept = mean_loss(model, encode_texts(tokenizer, val), tokenizer.pad_token_id, 4)
+    assert kept == pytest.approx(min(history.val), rel=1e-5)  # the best epoch's weights, not the last
+
+
+def test_pretrain_tiny_llm_refuses_a_flat_caption_list(tmp_path):
+    from distillcaps.model.config import LLMConfig, PromptConfig
+    from distillcaps.model.llm import pretrain_tiny_llm
+
+    with pytest.raises(TypeError, match="one per clip"):
+        pretrain_tiny_llm(CAPTIONS, LLMConfig(), PromptConfig(), 0, tmp_path)

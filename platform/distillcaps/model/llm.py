@@ -31,7 +31,7 @@ from distillcaps.model.config import LLMConfig, PromptConfig
 from distillcaps.model.tokenizer import normalize_caption, train_caption_tokenizer
 from distillcaps.registry import Registry
 
-TINY_LLM_FORMAT = 1  # bump when the pretraining recipe changes, so old caches are not reused
+TINY_LLM_FORMAT = 2  # bump when the pretraining recipe changes, so old caches are not reused
 
 # name -> resolve(cfg) -> path (local dir or HF cache id) of a save_pretrained causal LM + tokenizer
 LLMS: Registry[Callable[[object], str]] = Registry("LLM")
@@ -115,19 +115,26 @@ def ensure_tiny_llm(cfg) -> Path:
     """Path of the tiny Llama + tokenizer pretrained on the training captions (trained once, cached)."""
     from distillcaps.data import cache_dir_for, read_records, resolve_dataset_dir
 
-    records = read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, cfg.data.train_subset)
-    captions = [normalize_caption(c) for r in records for c in r.captions]
-    captions = [c for c in captions if c]
-    if not captions:
+    dataset_dir = resolve_dataset_dir(cfg)
+    train_clips = clip_captions(read_records(dataset_dir, cfg.data.dataset_format, cfg.data.train_subset))
+    if not train_clips:
         raise ValueError(f"no training captions in subset {cfg.data.train_subset!r} to pretrain the tiny LLM")
-    key = tiny_llm_key(captions, cfg.model.llm, cfg.model.prompt, cfg.seed)
+    try:
+        val_clips = clip_captions(read_records(dataset_dir, cfg.data.dataset_format, cfg.data.val_subset))
+    except FileNotFoundError:  # no validation split: train for all pretrain_epochs
+        val_clips = []
+    key = tiny_llm_key(train_clips, val_clips, cfg.model.llm, cfg.model.prompt, cfg.seed)
     out = Path(cache_dir_for(cfg)) / "pretrained" / f"tiny-llm-{key}"
     if (out / "config.json").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tiny-llm-{key}-", dir=out.parent))
     try:
-        pretrain_tiny_llm(captions, cfg.model.llm, cfg.model.prompt, cfg.seed, tmp)
+        print(f"pretraining the tiny LLM on {len(train_clips)} clips' captions (cached in {out})", flush=True)
+        meta = pretrain_tiny_llm(
+            train_clips, cfg.model.llm, cfg.model.prompt, cfg.seed, tmp, val_clips=val_clips, progress=_print
+        )
+        print(f"  kept epoch {meta['best_epoch']} of {meta['epochs_run']} ({meta['seconds']} s)", flush=True)
         try:
             os.rename(tmp, out)  # atomic: a reader sees the whole directory or nothing
         except OSError:
@@ -138,42 +145,111 @@ def ensure_tiny_llm(cfg) -> Path:
     return out
 
 
-def tiny_llm_key(captions: Sequence[str], llm_cfg: LLMConfig, prompt: PromptConfig, seed: int) -> str:
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def clip_captions(records) -> list[list[str]]:
+    """Normalised captions grouped by clip (clips without any are dropped)."""
+    clips = [[c for c in (normalize_caption(t) for t in r.captions) if c] for r in records]
+    return [c for c in clips if c]
+
+
+def tiny_llm_key(
+    train_clips: Sequence[Sequence[str]],
+    val_clips: Sequence[Sequence[str]],
+    llm_cfg: LLMConfig,
+    prompt: PromptConfig,
+    seed: int,
+) -> str:
     """Hash of everything the pretrained tiny LLM depends on."""
     h = hashlib.sha256()
     settings = {k: v for k, v in asdict(llm_cfg).items() if not k.startswith("lora_") and k != "path"}
     h.update(json.dumps([TINY_LLM_FORMAT, settings, asdict(prompt), seed], sort_keys=True).encode())
-    for c in captions:
-        h.update(c.encode())
-        h.update(b"\0")
+    for split in (train_clips, val_clips):
+        for clip in split:
+            for c in clip:
+                h.update(c.encode())
+                h.update(b"\0")
+            h.update(b"\1")
+        h.update(b"\2")
     return h.hexdigest()[:16]
 
 
 def pretrain_tiny_llm(
-    captions: Sequence[str], llm_cfg: LLMConfig, prompt: PromptConfig, seed: int, out_dir: Path
+    train_clips: Sequence[Sequence[str]],
+    llm_cfg: LLMConfig,
+    prompt: PromptConfig,
+    seed: int,
+    out_dir: Path,
+    val_clips: Sequence[Sequence[str]] = (),
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Train tokenizer + Llama on `captions` (bos + caption + eos each) and save both to `out_dir`."""
-    prompt_text = [prompt.student.replace("<audio>", " "), prompt.teacher_prefix.replace("{captions}", " ")]
-    tokenizer = train_caption_tokenizer(list(captions) + prompt_text * 50, llm_cfg.vocab_size)
+    """Train tokenizer + Llama on the clips' captions and save both to `out_dir`.
+
+    `train_clips` / `val_clips`: the captions of each clip (a list per clip). The corpus is every
+    caption alone plus, with `pretrain_documents`, one caption document per clip (see
+    `caption_documents`). With `val_clips`, training stops once their loss has not improved for
+    `pretrain_patience` epochs and the best epoch's weights are kept.
+    """
+    if train_clips and isinstance(train_clips[0], str):
+        raise TypeError("pretrain_tiny_llm takes a list of caption lists (one per clip), not a flat list")
+    rng = random.Random(seed)
+    captions = [c for clip in train_clips for c in clip]
+    train_texts = captions + (
+        caption_documents(train_clips, prompt, rng) if llm_cfg.pretrain_documents else []
+    )
+    val_texts = [c for clip in val_clips for c in clip]
+    if llm_cfg.pretrain_documents:
+        val_texts += caption_documents(val_clips, prompt, rng)
+    prompt_text = [
+        prompt.student.replace(prompt.audio_placeholder, " "),
+        prompt.teacher_prefix.replace("{captions}", " "),
+    ]
+    tokenizer = train_caption_tokenizer(captions + prompt_text * 50, llm_cfg.vocab_size)
     model = tiny_llama(llm_cfg, tokenizer)
     started = time.perf_counter()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model.apply(model._init_weights)  # reproducible from the seed alone
-        losses = train_causal_lm(model, tokenizer, captions, llm_cfg, seed)
+        history = train_causal_lm(
+            model, tokenizer, train_texts, llm_cfg, seed, val_texts=val_texts, progress=progress
+        )
     model.eval()
     model.save_pretrained(out_dir)  # before any LoRA wrapping, so the keys are the plain Llama's
     tokenizer.save_pretrained(out_dir)
     meta = {
         "num_captions": len(captions),
-        "epochs": llm_cfg.pretrain_epochs,
-        "first_epoch_loss": losses[0] if losses else None,
-        "final_loss": losses[-1] if losses else None,
+        "num_documents": len(train_texts) - len(captions),
+        "num_val_texts": len(val_texts),
+        "max_epochs": llm_cfg.pretrain_epochs,
+        "epochs_run": len(history.train),
+        "best_epoch": history.best_epoch,
+        "train_loss": history.train,
+        "val_loss": history.val,
         "seconds": round(time.perf_counter() - started, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     (out_dir / "pretraining.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def caption_documents(clips: Sequence[Sequence[str]], prompt: PromptConfig, rng: random.Random) -> list[str]:
+    """One text per clip with two or more captions, laid out as the teacher prompt without audio:
+    up to three of its captions as the "similar audios" context, then the student prompt and another
+    of its captions. LLaMA brings the skill of using captions placed in its prompt from generic
+    pretraining; a LM pretrained on isolated captions has never seen text in its context inform what
+    follows, and its teacher branch was worse than the audio-only student (docs/model.md)."""
+    documents = []
+    for clip in clips:
+        if len(clip) < 2:
+            continue
+        shuffled = list(clip)
+        rng.shuffle(shuffled)
+        target, context = shuffled[0], shuffled[1:4]
+        prefix = prompt.teacher_prefix.format(captions=prompt.caption_separator.join(context))
+        documents.append(prefix + prompt.student.replace(prompt.audio_placeholder, " ") + target)
+    return documents
 
 
 def tiny_llama(llm_cfg: LLMConfig, tokenizer) -> LlamaForCausalLM:
@@ -193,14 +269,26 @@ def tiny_llama(llm_cfg: LLMConfig, tokenizer) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
+@dataclass
+class PretrainHistory:
+    train: list[float]  # mean training loss per epoch
+    val: list[float]  # mean validation loss per epoch (empty without validation texts)
+    best_epoch: int  # 1-based epoch whose weights were kept
+
+
 def train_causal_lm(
-    model: nn.Module, tokenizer, texts: Sequence[str], llm_cfg: LLMConfig, seed: int
-) -> list[float]:
-    """Plain next-token training, one text per sequence; returns the mean loss per epoch."""
-    rows = [
-        [tokenizer.bos_token_id] + tokenizer(t, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-        for t in texts
-    ]
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    llm_cfg: LLMConfig,
+    seed: int,
+    val_texts: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
+) -> PretrainHistory:
+    """Next-token training, one text per sequence, for up to `pretrain_epochs`; with `val_texts`,
+    early stopping on their loss (patience `pretrain_patience`) and the best epoch's weights kept."""
+    rows = encode_texts(tokenizer, texts)
+    val_rows = encode_texts(tokenizer, val_texts)
     batch_size = llm_cfg.pretrain_batch_size
     steps = llm_cfg.pretrain_epochs * math.ceil(len(rows) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=llm_cfg.pretrain_lr, weight_decay=0.01)
@@ -208,23 +296,76 @@ def train_causal_lm(
         optimizer, max_lr=llm_cfg.pretrain_lr, total_steps=max(steps, 1), pct_start=0.05
     )
     order = random.Random(seed)
-    model.train()
-    epoch_losses = []
-    for _ in range(llm_cfg.pretrain_epochs):
-        order.shuffle(rows)
+    history = PretrainHistory(train=[], val=[], best_epoch=0)
+    best_state = None
+    for epoch in range(llm_cfg.pretrain_epochs):
+        model.train()
         total, count = 0.0, 0
-        for start in range(0, len(rows), batch_size):
-            ids, mask = pad_right(rows[start : start + batch_size], tokenizer.pad_token_id)
-            labels = ids.masked_fill(~mask, -100)
-            loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
+        for batch in length_grouped_batches(rows, batch_size, order):
+            loss = causal_lm_loss(model, batch, tokenizer.pad_token_id)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             total, count = total + loss.item(), count + 1
-        epoch_losses.append(total / max(count, 1))
-    return epoch_losses
+        history.train.append(total / max(count, 1))
+        if not val_rows:
+            history.best_epoch = epoch + 1
+            continue
+        history.val.append(mean_loss(model, val_rows, tokenizer.pad_token_id, batch_size))
+        if progress is not None:
+            progress(
+                f"  epoch {epoch + 1}/{llm_cfg.pretrain_epochs}: "
+                f"train loss {history.train[-1]:.3f}, val loss {history.val[-1]:.3f}"
+            )
+        if history.val[-1] <= min(history.val):
+            history.best_epoch, best_state = epoch + 1, {k: v.clone() for k, v in model.state_dict().items()}
+        elif epoch + 1 - history.best_epoch >= llm_cfg.pretrain_patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def length_grouped_batches(
+    rows: list[list[int]], batch_size: int, rng: random.Random, group: int = 16
+) -> list[list[list[int]]]:
+    """Shuffled batches of similar-length rows: captions (~15 tokens) and caption documents (~70)
+    padded together would make almost every batch document-wide (5x the work)."""
+    order = list(rows)
+    rng.shuffle(order)
+    batches = []
+    for start in range(0, len(order), batch_size * group):
+        chunk = sorted(order[start : start + batch_size * group], key=len)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    return [
+        [tokenizer.bos_token_id] + tokenizer(t, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        for t in texts
+    ]
+
+
+def causal_lm_loss(model: nn.Module, rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    ids, mask = pad_right(rows, pad_id)
+    return model(input_ids=ids, attention_mask=mask.long(), labels=ids.masked_fill(~mask, -100)).loss
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, rows: Sequence[Sequence[int]], pad_id: int, batch_size: int) -> float:
+    """Mean next-token loss per token over `rows`."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        predicted = sum(len(r) - 1 for r in chunk)
+        total += causal_lm_loss(model, chunk, pad_id).item() * predicted
+        tokens += predicted
+    return total / max(tokens, 1)
 
 
 def pad_right(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
