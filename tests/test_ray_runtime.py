@@ -80,6 +80,12 @@ def test_a_failed_start_is_retried_with_its_reason_printed(no_ray, monkeypatch, 
         ensure_ray(attempts=2)
     assert len(attempts) == 2
 
+    attempts.clear()  # bad arguments are not retried
+    monkeypatch.setattr(ray_runtime, "start_local_ray", lambda **kw: (attempts.append(kw), int("x")))
+    with pytest.raises(ValueError):
+        ensure_ray(attempts=3)
+    assert len(attempts) == 1
+
 
 def test_explicit_agent_ports_apply_only_inside_the_context():
     from ray._private.parameter import RayParams

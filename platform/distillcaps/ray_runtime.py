@@ -94,6 +94,8 @@ def ensure_ray(
         try:
             start_local_ray(runtime_env=runtime_env, **init_kwargs)
             return True
+        except (ValueError, TypeError):  # bad arguments: another attempt would fail the same way
+            raise
         except Exception as error:  # noqa: BLE001 - Ray raises a bare Exception on a slow start-up
             if attempt == attempts:
                 raise
