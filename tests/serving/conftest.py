@@ -72,9 +72,10 @@ def model_registry(tiny_checkpoints: dict, tmp_path_factory: pytest.TempPathFact
     return {"tracking_uri": tracking_uri, **tiny_checkpoints}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray(tmp_path_factory: pytest.TempPathFactory):
-    """A 2-CPU Ray whose workers can import the stand-in backend; shut down after the module."""
+    """A 2-CPU Ray whose workers can import the stand-in backend; one per session (a start costs
+    ~30 s on the loaded host), shut down at the end."""
     import ray
 
     if ray.is_initialized():
