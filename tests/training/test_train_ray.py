@@ -202,3 +202,10 @@ def test_resume_continues_a_stopped_run(tmp_path, ray_cluster, shared_data, monk
     # the same MLflow run, each epoch logged once
     logged = MlflowClient(tracking_uri(cfg)).get_metric_history(run_id, "train_loss")
     assert [m.step for m in logged] == [1, 2]
+
+    # A finished run continues too, with more epochs given as an override.
+    assert main(["train", "--resume", str(run_dir), "train.epochs=3"]) == 0
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["global_step"] for h in history] == [STEPS_PER_EPOCH * e for e in (1, 2, 3)]
+    logged = MlflowClient(tracking_uri(cfg)).get_metric_history(run_id, "train_loss")
+    assert [m.step for m in logged] == [1, 2, 3]
