@@ -61,3 +61,17 @@ def test_fewer_vectors_than_k_pads_with_minus_one():
 def test_unknown_index_names_the_choices():
     with pytest.raises(KeyError, match="exact"):
         CAPTION_INDEXES.get("annoy")
+
+
+def test_auto_index_is_exact_torch_search_up_to_the_limit_and_ivf_beyond():
+    from distillcaps.retrieval.index import AUTO_EXACT_MAX, resolve_index_kind
+
+    assert RetrievalConfig().index == "auto"
+    assert resolve_index_kind("auto", AUTO_EXACT_MAX) == "torch"
+    assert resolve_index_kind("auto", AUTO_EXACT_MAX + 1) == "ivf"
+    assert resolve_index_kind("hnsw", 10) == "hnsw"
+    with pytest.raises(KeyError, match="exact"):
+        resolve_index_kind("annoy", 10)
+    vectors = np.eye(4, dtype=np.float32)
+    index = build_index(RetrievalConfig(index_gpu=False), vectors)
+    assert index.kind == "torch" and list(index.search(vectors[2:3], 1)[1][0]) == [2]

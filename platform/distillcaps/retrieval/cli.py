@@ -65,7 +65,7 @@ def build_datastore(args: argparse.Namespace) -> int:
     directory = retrieval_dir(cfg, clap) / f"datastore-{store.subset}"
     index = ensure_index(cfg, store, directory)
     print(f"datastore: {directory} ({len(store)} distinct captions, dim {store.dim}, {clap.identity})")
-    print(f"index: {cfg.retrieval.index} ({index.size} vectors)")
+    print(f"index: {index.kind} (retrieval.index={cfg.retrieval.index}, {index.size} vectors)")
     return 0
 
 

@@ -1,7 +1,9 @@
 """Inner-product search over the datastore vectors, behind one interface; chosen by ``retrieval.index``.
 
-    exact  faiss IndexFlatIP: exact, the default
-    torch  matmul + topk: exact too; measured faster than faiss-cpu flat at 10k x 512 on 2 cores
+    auto   the default: torch up to AUTO_EXACT_MAX captions, ivf above
+    exact  faiss IndexFlatIP: exact
+    torch  matmul + topk: exact too; 8-12x faster than faiss-cpu flat at 10k-100k x 512 with 64
+           queries per call on 2 cores (benchmarks/bench_retrieval_index.py)
     ivf    faiss IVF-Flat: approximate, for millions of captions (nlist clusters, nprobe searched)
     hnsw   faiss HNSW-Flat: approximate, graph-based, no training
 
@@ -61,8 +63,21 @@ class CaptionIndex(ABC):
     def load_payload(self, directory: Path) -> None: ...
 
 
+# "auto": exact search by matmul while it is cheap (100k x 512 floats = 200 MB), IVF beyond.
+AUTO_EXACT_MAX = 100_000
+
+
+def resolve_index_kind(kind: str, size: int) -> str:
+    """The registry key to build for `retrieval.index` over `size` captions ("auto" picks one)."""
+    if kind == "auto":
+        return "torch" if size <= AUTO_EXACT_MAX else "ivf"
+    CAPTION_INDEXES.get(kind)  # unknown names fail here, listing the known ones
+    return kind
+
+
 def build_index(rcfg: RetrievalConfig, vectors: np.ndarray) -> CaptionIndex:
-    index = CAPTION_INDEXES.get(rcfg.index)(index_settings(rcfg, len(vectors)))
+    kind = resolve_index_kind(rcfg.index, len(vectors))
+    index = CAPTION_INDEXES.get(kind)(index_settings(rcfg, len(vectors)))
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from distillcaps.retrieval.datastore import CaptionDatastore, check_identity, clip_key
 from distillcaps.retrieval.guard import guarded_search
-from distillcaps.retrieval.index import CaptionIndex, build_index, index_settings, load_index
+from distillcaps.retrieval.index import (
+    CaptionIndex,
+    build_index,
+    index_settings,
+    load_index,
+    resolve_index_kind,
+)
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
@@ -95,7 +101,7 @@ def ensure_index(cfg: Config, store: CaptionDatastore, datastore_dir: Path) -> C
     """The configured index over ``store`` (saved beside it; rebuilt when the settings change)."""
     settings = index_settings(cfg.retrieval, len(store))
     tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    directory = datastore_dir / f"index-{cfg.retrieval.index}-{tag}"
+    directory = datastore_dir / f"index-{resolve_index_kind(cfg.retrieval.index, len(store))}-{tag}"
     if (directory / "index.json").is_file():
         index = load_index(directory)
         if index.size == len(store):
