@@ -120,14 +120,18 @@ def test_local_start_forwards_env_uses_its_own_agent_port_and_is_joined_later(no
 
     @ray.remote(num_cpus=1)
     def read_env() -> tuple[str | None, ...]:
+        import logging
         import os
 
-        return tuple(os.environ.get(k) for k in ("DISTILLCAPS_PROBE", "PROBE_EXTRA", "RAY_ADDRESS"))
+        from distillcaps.ray_runtime import QUIET_RAY_LOGGERS
+
+        quiet = all(logging.getLogger(n).getEffectiveLevel() >= logging.ERROR for n in QUIET_RAY_LOGGERS)
+        return (*(os.environ.get(k) for k in ("DISTILLCAPS_PROBE", "PROBE_EXTRA", "RAY_ADDRESS")), quiet)
 
     # RAY_ADDRESS: Ray helpers in workers that look for "the" cluster find this one, not another
-    # instance on the host
+    # instance on the host; the setup hook silenced the PlacementGroupCleaner's warning loop
     gcs_address = ray.get_runtime_context().gcs_address
-    assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address)
+    assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address, True)
     node = ray._private.worker.global_worker.node
     # another local instance on the host (another user's job) holds the default agent port
     assert node.dashboard_agent_listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT

@@ -77,6 +77,7 @@ def ensure_ray(
         **runtime_env.get("env_vars", {}),
         **(env_vars or {}),
     }
+    runtime_env.setdefault("worker_process_setup_hook", "distillcaps.ray_runtime.quiet_known_ray_noise")
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, **init_kwargs)
         return True
@@ -102,6 +103,21 @@ def ensure_ray(
             reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             print(f"Ray did not start ({reason}); retrying ({attempt + 1}/{attempts})", flush=True)
     raise AssertionError("unreachable")
+
+
+# Ray loggers whose warnings say nothing actionable on our instances. Train V2's PlacementGroupCleaner
+# asks the State API (a dashboard service) every second whether the TrainController lives; local
+# instances here run without the dashboard, so it warned ~once a second for the whole run (69 lines in
+# the first two minutes of a training). It only ever acts on a "dead" answer, never on a failed query.
+QUIET_RAY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+
+
+def quiet_known_ray_noise() -> None:
+    """Ray worker setup hook (runtime_env ``worker_process_setup_hook``): silence QUIET_RAY_LOGGERS."""
+    import logging
+
+    for name in QUIET_RAY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def start_local_ray(**init_kwargs: Any) -> None:
