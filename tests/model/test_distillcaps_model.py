@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from assembly_fixtures import CAPTIONS, ENC_DIM, build_model, clip_audio, overfit, retrieved_for
-from torch import nn
 
 from distillcaps.model.config import GenerationConfig
 
@@ -18,34 +17,15 @@ MODES = {
 }
 
 
-class WholeClipAudioTokens(nn.Module):
-    """Test stand-in for adapter + Q-Former + projector: a linear map of all of a clip's encoder tokens.
-
-    The real windowed Q-Former starts out passing almost no clip-specific signal (its post-LN
-    layers at init make the 8 clips' outputs differ by under 1% of their scale), so overfitting through
-    it takes hundreds of steps; this stand-in keeps the test about the LLM side: prompts, the
-    objective of each mode, and generation.
-    """
-
-    def __init__(self, num_tokens: int, enc_dim: int, llm_dim: int, audio_tokens: int = 4):
-        super().__init__()
-        self.audio_tokens, self.llm_dim = audio_tokens, llm_dim
-        self.proj = nn.Linear(num_tokens * enc_dim, audio_tokens * llm_dim)
-
-    def forward(self, tokens, mask, grid):  # (B, N, D) -> (B, 4, H), all valid
-        out = self.proj((tokens * mask[..., None]).flatten(1)).view(-1, self.audio_tokens, self.llm_dim)
-        return out, torch.ones(out.shape[:2], dtype=torch.bool)
-
-
-# Slow (~150 steps per mode). Measured on the shared 2-core machine, distill mode: loss 2.94 -> 0.34
-# after 150 steps, and both the student and the teacher then generated all 8 captions exactly;
-# getting the loss itself near zero takes many more steps (see docs/model.md).
-@pytest.mark.slow
+# Through the real audio stack (FFT adapter -> windowed Q-Former with the tiny preset's pooled skip
+# path -> projector). Measured: every mode generates all 8 captions exactly within 300-1000 steps,
+# but its loss terms level off near 0.15 per token (dropout on or off; cause not yet known, see
+# docs/model.md), so "near zero" here is under 0.25 per token and under half the start. 4-21 s a mode.
 @pytest.mark.parametrize("mode", list(MODES))
 def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions(mode):
     model = build_model()
+    assert model.audio_adapter.qformer.pooled is not None  # the tiny preset's stack, not a stand-in
     tokens = torch.randn(8, 24, ENC_DIM, generator=torch.Generator().manual_seed(0))  # 8 distinct clips
-    model.audio_adapter = WholeClipAudioTokens(24, ENC_DIM, model.llm.get_input_embeddings().embedding_dim)
     batch = {
         "encoder_tokens": tokens,
         "encoder_mask": torch.ones(8, 24, dtype=torch.bool),
@@ -55,18 +35,38 @@ def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions
     }
     with torch.no_grad():
         start = model.compute_loss(batch, mode).loss.item()
-    out = overfit(model, batch, mode, max_steps=200, target=0.0)
-    assert out.loss.item() < 0.2 * start
+    wants = [rag for rag, key in ((False, "student"), (True, "teacher")) if MODES[mode][key]]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=1000)
+    for _ in range(20):  # up to 1000 steps, checked every 50
+        model.train()
+        for _ in range(50):
+            out = model.compute_loss(batch, mode)
+            optimizer.zero_grad()
+            out.loss.backward()
+            optimizer.step()
+            schedule.step()
+        terms = eval_terms(model, batch, mode)
+        if max(terms) < 0.25 and all(model.generate(batch, rag=rag) == CAPTIONS for rag in wants):
+            break
+    assert max(terms) < 0.25 and sum(terms) < 0.5 * start
     assert (out.auto is not None) == (mode != "rag")
     assert (out.rag is not None) == (mode != "baseline")
     assert (out.dda is not None) == (mode == "distill")
-    if MODES[mode]["student"]:
-        assert model.generate(batch, rag=False) == CAPTIONS
-    if MODES[mode]["teacher"]:
-        assert model.generate(batch, rag=True) == CAPTIONS
+    for rag in wants:
+        assert model.generate(batch, rag=rag) == CAPTIONS
     if mode == "distill":  # beam search finds them too
         beams = GenerationConfig(num_beams=3, max_new_tokens=20)
         assert model.generate(batch, rag=False, generation=beams) == CAPTIONS
+
+
+@torch.no_grad()
+def eval_terms(model, batch: dict, mode: str) -> list[float]:
+    """The mode's loss terms with dropout off (LoRA and the Q-Former train with dropout 0.1)."""
+    model.eval()
+    out = model.compute_loss(batch, mode)
+    return [t.item() for t in (out.auto, out.rag, out.dda) if t is not None]
 
 
 @pytest.mark.parametrize("mode", list(MODES))
