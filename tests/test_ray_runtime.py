@@ -19,8 +19,10 @@ from distillcaps.ray_runtime import end_new_children, ensure_ray, forwarded_env,
 
 @pytest.fixture
 def no_ray(monkeypatch):
-    """No Ray in this process and no $RAY_ADDRESS; a real instance left over is an error."""
-    assert not ray.is_initialized(), "a test left Ray running"
+    """No Ray in this process and no $RAY_ADDRESS. A session-scoped Ray of an earlier test module
+    (tests/serving keeps one for the whole session: a start costs ~30 s) is shut down first."""
+    ray.shutdown()
+    assert not ray.is_initialized()
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     yield
     ray.shutdown()
