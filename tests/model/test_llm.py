@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -142,3 +143,19 @@ def test_pretrain_tiny_llm_refuses_a_flat_caption_list(tmp_path):
 
     with pytest.raises(TypeError, match="one per clip"):
         pretrain_tiny_llm(CAPTIONS, LLMConfig(), PromptConfig(), 0, tmp_path)
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 20])
+def test_pretraining_with_very_few_steps_runs(epochs):
+    """1, 3 and 20 steps: OneCycleLR's 5% warm-up used to divide by zero at 20 steps or fewer."""
+    from distillcaps.model.config import LLMConfig
+    from distillcaps.model.llm import tiny_llama, train_causal_lm
+    from distillcaps.model.tokenizer import train_caption_tokenizer
+
+    llm_cfg = LLMConfig(
+        hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, vocab_size=200,
+        pretrain_epochs=epochs, pretrain_batch_size=8, pretrain_lr=1e-2,
+    )  # fmt: skip
+    tokenizer = train_caption_tokenizer(CAPTIONS, llm_cfg.vocab_size)
+    history = train_causal_lm(tiny_llama(llm_cfg, tokenizer), tokenizer, CAPTIONS, llm_cfg, seed=0)
+    assert len(history.train) == epochs and all(math.isfinite(x) for x in history.train)

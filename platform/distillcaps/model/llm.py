@@ -292,9 +292,12 @@ def train_causal_lm(
     batch_size = llm_cfg.pretrain_batch_size
     steps = llm_cfg.pretrain_epochs * math.ceil(len(rows) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=llm_cfg.pretrain_lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=llm_cfg.pretrain_lr, total_steps=max(steps, 1), pct_start=0.05
-    )
+    if steps >= 4:  # warm up over 5% of the steps, at least 2 (OneCycleLR divides by zero with fewer)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=llm_cfg.pretrain_lr, total_steps=steps, pct_start=max(0.05, 2 / steps)
+        )
+    else:  # a handful of steps: no schedule to speak of
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     order = random.Random(seed)
     history = PretrainHistory(train=[], val=[], best_epoch=0)
     best_state = None
