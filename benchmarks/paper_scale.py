@@ -291,8 +291,8 @@ def run(args, scale: Scale, batch: int, workdir: Path) -> int:
     result.ratios.append(speedup)
     result.findings.append(
         f"{args.scale} scale on {result.settings['device_name']}: distill step {median_step:.3g} s at "
-        f"batch {batch} ({train_case.extra['tokens_per_s']:.4g} LLM tokens/s, peak "
-        f"{train_case.extra['peak_memory_gb']} GB); student vs retrieval captions/s "
+        f"batch {batch} ({train_case.extra['tokens_per_s']:.4g} LLM tokens/s, peak GPU memory "
+        f"{train_case.extra['peak_memory_gb'] or 'n/a'} GB); student vs retrieval captions/s "
         f"{speedup['median']:.2f}x (paper Fig. 5: 3.4x Clotho, 5.4x AudioCaps)"
     )
     result.write()
