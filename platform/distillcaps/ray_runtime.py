@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -137,16 +138,23 @@ def start_local_ray(**init_kwargs: Any) -> None:
         raise
 
 
-def end_new_children(process, before: set[int]) -> list[int]:
-    """Kill the descendants of ``process`` whose pids are not in ``before``. -> their pids."""
+def end_new_children(process, before: set[int], rounds: int = 5) -> list[int]:
+    """Kill the descendants of ``process`` whose pids are not in ``before``. -> their pids.
+
+    Swept until none is left (up to ``rounds``): a failed start's helpers can still be spawning
+    (the autoscaler monitor was seen appearing after a single sweep on the loaded CI machine)."""
     import psutil
 
-    ended = []
-    for child in process.children(recursive=True):
-        if child.pid not in before:
+    ended: list[int] = []
+    for _ in range(rounds):
+        new = [c for c in process.children(recursive=True) if c.pid not in before and c.pid not in ended]
+        if not new:
+            break
+        for child in new:
             with contextlib.suppress(psutil.Error):
                 child.kill()
                 ended.append(child.pid)
+        time.sleep(0.5)  # not psutil.wait_procs: it would reap the caller's own children
     return ended
 
 
