@@ -322,31 +322,25 @@ def save_random_llama(scale: Scale, captions: list[str], out_dir: Path, device: 
     27 GB); save_pretrained writes safetensors. The tokenizer is padded with unused tokens to the
     config's vocabulary so the embedding table and LM head have the real model's shape.
     """
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+    from distillcaps.model.config import LLMConfig
+    from distillcaps.model.llm import tiny_llama
     from distillcaps.model.tokenizer import train_caption_tokenizer
 
     tokenizer = train_caption_tokenizer(captions, scale.tokenizer_vocab)
     if scale.llm_vocab > len(tokenizer):
         tokenizer.add_tokens([f"<unused_{i}>" for i in range(scale.llm_vocab - len(tokenizer))])
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    shape = LLMConfig(
         hidden_size=scale.llm_hidden,
+        num_layers=scale.llm_layers,
+        num_heads=scale.llm_heads,
         intermediate_size=scale.llm_intermediate,
-        num_hidden_layers=scale.llm_layers,
-        num_attention_heads=scale.llm_heads,
-        num_key_value_heads=scale.llm_heads,
         max_position_embeddings=2048,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
     )
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
         with torch.device(device):
-            model = LlamaForCausalLM(config)
+            model = tiny_llama(shape, tokenizer)  # the project's Llama builder, at the sizes given
     finally:
         torch.set_default_dtype(previous)
     model.save_pretrained(out_dir)

@@ -18,6 +18,7 @@ replica each, so no redeploy happens between measurements. Each repetition runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -218,7 +219,7 @@ def wait_until_answering(url: str, prefixes: list[str], body: bytes, timeout_s: 
     deadline = time.monotonic() + timeout_s
     for prefix in prefixes:
         while True:
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not listening yet: try again below
                 response = httpx.post(
                     f"{url}{prefix}/v1/captions",
                     content=body,
@@ -227,8 +228,6 @@ def wait_until_answering(url: str, prefixes: list[str], body: bytes, timeout_s: 
                 )
                 if response.status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url}{prefix} did not answer within {timeout_s} s")
             time.sleep(5)

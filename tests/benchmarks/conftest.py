@@ -44,3 +44,10 @@ def run_benchmark(script: str, out_dir: Path, *args: str) -> dict:
 @pytest.fixture
 def bench(tmp_path):
     return lambda script, *args: run_benchmark(script, tmp_path, *args)
+
+
+@pytest.fixture
+def bench_script():
+    """``load_script`` as a fixture: importing it from ``conftest`` resolves to whichever
+    conftest module pytest loaded first when several test folders run together."""
+    return load_script

@@ -4,8 +4,6 @@ scale refuses a CPU instead of pretending to benchmark a 7B model on it."""
 
 from __future__ import annotations
 
-from conftest import load_script
-
 
 def test_tiny_scale_runs_on_cpu_and_writes_the_result(bench):
     data = bench(
@@ -43,8 +41,8 @@ def test_tiny_scale_runs_on_cpu_and_writes_the_result(bench):
     assert 0 < settings["parameters"]["trainable"] < settings["parameters"]["total"]
 
 
-def test_paper_scale_refuses_a_cpu(tmp_path, capsys):
-    code = load_script("paper_scale.py").main(
+def test_paper_scale_refuses_a_cpu(tmp_path, capsys, bench_script):
+    code = bench_script("paper_scale.py").main(
         ["--scale", "paper", "--device", "cpu", "--output-dir", str(tmp_path)]
     )
     assert code == 2

@@ -13,6 +13,7 @@ they exit and the port is closed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,10 +68,8 @@ class Command:
 
     def kill_group(self) -> None:
         """Whatever is left of this command's own process group (pgid == its pid)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the group already ended on its own
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(30)
         if not self.handle.closed:
             self.handle.close()

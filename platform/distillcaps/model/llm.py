@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -131,8 +132,15 @@ def ensure_tiny_llm(cfg) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".tiny-llm-{key}-", dir=out.parent))
     try:
         print(f"pretraining the tiny LLM on {len(train_clips)} clips' captions (cached in {out})", flush=True)
+        progress = partial(print, flush=True)
         meta = pretrain_tiny_llm(
-            train_clips, cfg.model.llm, cfg.model.prompt, cfg.seed, tmp, val_clips=val_clips, progress=_print
+            train_clips,
+            cfg.model.llm,
+            cfg.model.prompt,
+            cfg.seed,
+            tmp,
+            val_clips=val_clips,
+            progress=progress,
         )
         print(f"  kept epoch {meta['best_epoch']} of {meta['epochs_run']} ({meta['seconds']} s)", flush=True)
         try:
@@ -143,10 +151,6 @@ def ensure_tiny_llm(cfg) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)
 
 
 def clip_captions(records) -> list[list[str]]:
