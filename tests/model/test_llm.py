@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,7 +12,7 @@ from assembly_fixtures import CAPTIONS, shared_llm_dir, tiny_cfg
 from safetensors.torch import load_file, save_file
 
 from distillcaps.config import load_config
-from distillcaps.model.llm import build_llm, ensure_tiny_llm, load_base_llm
+from distillcaps.model.llm import build_llm, ensure_tiny_llm, load_base_llm, tiny_llm_key
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,13 @@ def test_ensure_tiny_llm_pretrains_once_and_caches_by_captions(tmp_path):
 
     other = tiny_llm_cfg(write_jsonl_dataset(tmp_path / "data2", CAPTIONS[:-1]), tmp_path / "cache")
     assert ensure_tiny_llm(other) != path
+
+    # the run's seed varies the captioner's training only: every seed shares one pretrained stand-in
+    assert ensure_tiny_llm(dataclasses.replace(cfg, seed=7)) == path
+    clips, llm, prompt = [[c] for c in CAPTIONS], cfg.model.llm, cfg.model.prompt
+    reseeded = dataclasses.replace(llm, pretrain_seed=1)
+    assert tiny_llm_key(clips, [], llm, prompt, 0) == tiny_llm_key(clips, [], reseeded, prompt, 0)
+    assert tiny_llm_key(clips, [], llm, prompt, 0) != tiny_llm_key(clips, [], llm, prompt, 1)
 
 
 def test_load_base_llm_refuses_a_checkpoint_with_missing_weights(llm_dir, tmp_path):

@@ -3,6 +3,7 @@ leakage-guarded precomputed JSONL (through Ray Data), the online Retriever agree
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from distillcaps.config import load_config
 from distillcaps.retrieval import Retriever, ensure_retrieval, ensure_tiny_clap, load_retrieved
 from distillcaps.retrieval.clap import build_clap
+from distillcaps.retrieval.clap.tiny_train import tiny_clap_key
 from distillcaps.retrieval.datastore import caption_key
 from distillcaps.retrieval.precompute import records_for
 from distillcaps.retrieval.report import audio_text_recall, leakage_fraction
@@ -51,6 +53,12 @@ def test_tiny_clap_is_cached_and_reloadable(cfg, clap):
     assert stats["epoch_losses"][-1] < stats["epoch_losses"][0]
     assert ensure_tiny_clap(cfg) == path  # second call: the cache, not a retrain
     assert clap.identity.startswith("tiny-clap:")
+    # training seeds share the CLAP (and the frozen encoder taken from it); its own seed makes another
+    records = records_for(cfg, cfg.data.train_subset)
+    assert ensure_tiny_clap(dataclasses.replace(cfg, seed=cfg.seed + 1)) == path
+    reseeded = dataclasses.replace(cfg.retrieval, tiny=dataclasses.replace(cfg.retrieval.tiny, seed=1))
+    assert path.name == f"tiny-clap-{tiny_clap_key(cfg, records)}"
+    assert path.name != f"tiny-clap-{tiny_clap_key(dataclasses.replace(cfg, retrieval=reseeded), records)}"
 
 
 def test_tiny_clap_recall_clearly_above_chance(cfg, clap):

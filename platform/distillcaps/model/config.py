@@ -69,6 +69,10 @@ class LLMConfig:
     # captions as context): LLaMA arrives able to use text in its prompt, a LM that saw only isolated
     # captions does not (its teacher branch was worse than the audio-only student).
     pretrain_documents: bool = True
+    # The pretrained stand-in's own seed, apart from the run's `seed`: the paper's LLaMA-7B is one
+    # checkpoint whatever the training seed, so seeds of an ablation vary the captioner's training
+    # only (and share one pretrained LM instead of pretraining it again per seed).
+    pretrain_seed: int = 0
     lora_r: int = 8  # paper
     lora_alpha: int = 32  # paper
     lora_dropout: float = 0.1  # paper

@@ -124,7 +124,7 @@ def ensure_tiny_llm(cfg) -> Path:
         val_clips = clip_captions(read_records(dataset_dir, cfg.data.dataset_format, cfg.data.val_subset))
     except FileNotFoundError:  # no validation split: train for all pretrain_epochs
         val_clips = []
-    key = tiny_llm_key(train_clips, val_clips, cfg.model.llm, cfg.model.prompt, cfg.seed)
+    key = tiny_llm_key(train_clips, val_clips, cfg.model.llm, cfg.model.prompt, cfg.model.llm.pretrain_seed)
     out = Path(cache_dir_for(cfg)) / "pretrained" / f"tiny-llm-{key}"
     if (out / "config.json").is_file():
         return out
@@ -137,7 +137,7 @@ def ensure_tiny_llm(cfg) -> Path:
             train_clips,
             cfg.model.llm,
             cfg.model.prompt,
-            cfg.seed,
+            cfg.model.llm.pretrain_seed,
             tmp,
             val_clips=val_clips,
             progress=progress,
@@ -168,7 +168,8 @@ def tiny_llm_key(
 ) -> str:
     """Hash of everything the pretrained tiny LLM depends on."""
     h = hashlib.sha256()
-    settings = {k: v for k, v in asdict(llm_cfg).items() if not k.startswith("lora_") and k != "path"}
+    skipped = ("path", "pretrain_seed")  # the seed is hashed on its own (keys stay those of earlier caches)
+    settings = {k: v for k, v in asdict(llm_cfg).items() if not k.startswith("lora_") and k not in skipped}
     h.update(json.dumps([TINY_LLM_FORMAT, settings, asdict(prompt), seed], sort_keys=True).encode())
     for split in (train_clips, val_clips):
         for clip in split:

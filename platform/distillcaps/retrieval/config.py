@@ -19,6 +19,9 @@ class TinyClapConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     init_temperature: float = 0.07  # CLIP's starting temperature; learnable afterwards
+    # Its own seed, apart from the run's `seed`: a CLAP checkpoint (and the frozen encoder taken from
+    # it) stays the same across the training seeds of an ablation, as the paper's does.
+    seed: int = 0
 
 
 @dataclass

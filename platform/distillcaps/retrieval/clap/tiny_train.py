@@ -66,9 +66,10 @@ def tiny_clap_key(cfg: Config, records: Sequence[Any]) -> str:
     enc = cfg.model.encoder
     digest = hashlib.sha256()
     settings = {
-        "tiny": dataclasses.asdict(cfg.retrieval.tiny),
+        # the seed is hashed on its own, so keys stay those of caches made before it had a field
+        "tiny": {k: v for k, v in dataclasses.asdict(cfg.retrieval.tiny).items() if k != "seed"},
         "encoder": {k: getattr(enc, k, None) for k in ("name", "n_mels", "dim", "num_layers", "num_heads")},
-        "seed": cfg.seed,
+        "seed": cfg.retrieval.tiny.seed,
         "sample_rate": cfg.data.sample_rate,
         "max_seconds": cfg.data.max_seconds,
     }
@@ -105,8 +106,8 @@ def precompute_log_mel(
 def train_tiny_clap(records: Sequence[Any], cfg: Config) -> tuple[TinyClap, dict[str, Any]]:
     """Contrastive training on (clip, random caption) pairs. -> (model in eval mode, stats)."""
     tcfg: TinyClapConfig = cfg.retrieval.tiny
-    generator = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(tcfg.seed)
+    torch.manual_seed(tcfg.seed)
     t0 = time.perf_counter()
     captions = [list(r.captions) for r in records]
     vocab = WordVocab.build(c for caps in captions for c in caps)
