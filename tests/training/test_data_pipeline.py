@@ -55,6 +55,19 @@ def test_decode_stage_resamples_pads_and_crops(records):
     assert np.all(batch["audio"][0, 8_000:] == 0)
 
 
+def test_decode_stage_decodes_each_file_once_per_batch_and_crops_each_row(records, monkeypatch):
+    import distillcaps.data.audio as audio
+
+    calls = []
+    real_load = audio.load_audio
+    monkeypatch.setattr(audio, "load_audio", lambda path, rate: calls.append(path) or real_load(path, rate))
+    paths = [str(records[1].path)] * 4 + [str(records[0].path)] * 2  # rows one per caption, clip by clip
+    batch = DecodeAudio(16_000, 4_000, random_crop=True, seed=0)({"path": np.asarray(paths)})
+    assert sorted(calls) == sorted({*paths})
+    assert batch["audio"].shape == (6, 4_000) and batch["audio_lengths"].tolist() == [4_000] * 6
+    assert len({batch["audio"][i].tobytes() for i in range(4)}) > 1  # the 2 s clip's rows: own crops
+
+
 def test_random_crop_is_seeded(records):
     a = DecodeAudio(16_000, 4_000, random_crop=True, seed=3)({"path": np.asarray([str(records[1].path)])})
     b = DecodeAudio(16_000, 4_000, random_crop=True, seed=3)({"path": np.asarray([str(records[1].path)])})
