@@ -156,6 +156,11 @@ def prepare_data(cfg: Config) -> PreparedData:
     # not in every worker at once.
     DistillCapsModel.build(cfg)
     retrieved = {split: load_retrieved(cfg, subset) for split, subset in splits.items()}
+    # Datasets carry the context they were made in: workers print one line per epoch, and Ray
+    # Data's progress bars would add a line a second to a run's log (seen in ablation logs).
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
     use_features = cfg.train.feature_cache and cfg.model.encoder.frozen
     datasets, grid = {}, None
     for split in splits:
