@@ -10,7 +10,7 @@ splits every dataset passed to ``TorchTrainer(datasets=...)`` equally across wor
 Each stage is a class: ``__init__`` loads what it needs, ``__call__(batch)`` works on a numpy batch.
 They run as Ray *tasks* (``run_stage``), one instance per worker process kept across epochs, not as
 an actor pool: Train starts a new execution of the dataset every epoch, and a fresh actor (a new
-process importing torch) cost 20-38 s per epoch on 2 cores against 0.3 s for a warm task
+process importing torch) cost 18-38 s per epoch on 2 busy cores against 0.3 s for a warm task
 (benchmarks/data_pipeline.py). Stages ask for ``train.data_stage_cpus`` (a fraction) so that they
 still get scheduled on 2 cores next to the Train workers (0 inside a Tune trial there: see TrainConfig).
 """
