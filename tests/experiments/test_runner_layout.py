@@ -15,8 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from distillcaps.config import Config
-from distillcaps.experiments.cli_args import experiment_arg_parser
-from distillcaps.experiments.tables import run_table_experiment
+from distillcaps.experiments.tables import run_table_experiment, table_arg_parser
 from distillcaps.experiments.tracking import PARENT_TAG, ExperimentTracker
 
 
@@ -49,13 +48,14 @@ def fake_evaluate(checkpoint: Path, cfg: Config, *, subset: str, rag: bool, outp
     )
 
 
-def test_ablate_dda_layout_outputs_and_a_failed_training(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", [1, 3], ids=["sequential", "three-at-once"])
+def test_ablate_dda_layout_outputs_and_a_failed_training(tmp_path: Path, parallel: int) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [
-        "--seeds", "0,1", "--output", str(tmp_path / "out"),
+        "--seeds", "0,1", "--output", str(tmp_path / "out"), "--parallel", str(parallel),
         f"tracking.tracking_uri={uri}", f"run_dir={tmp_path / 'runs'}",
     ]  # fmt: skip
-    args = experiment_arg_parser("ablate_dda.py", "t").parse_args(argv)
+    args = table_arg_parser("ablate_dda.py", "t").parse_args(argv)
     code = run_table_experiment("ablate_dda", args, train_fn=fake_train, evaluate_fn=fake_evaluate)
     assert code == 1  # one training failed -> non-zero exit, outputs still written
 

@@ -72,6 +72,16 @@ def experiment_arg_parser(prog: str, description: str) -> argparse.ArgumentParse
     return parser
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
 def parse_seeds(text: str | None, quick: bool) -> list[int]:
     if text is None:
         return [0] if quick else list(DEFAULT_SEEDS)

@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,10 @@ def run_plan(
     train_fn: TrainFn = default_train,
     evaluate_fn: EvaluateFn = default_evaluate,
     log: Callable[[str], None] = print,
+    parallel: int = 1,
 ) -> ExperimentResults:
+    """``parallel`` > 1 runs that many (seed, training) jobs at once, each followed by its rows'
+    evaluations, after the first job has run alone to build the caches every job shares."""
     base_cfg = source.load()
     tracker = ExperimentTracker(base_cfg)
     parent_id = tracker.start_parent(
@@ -98,28 +102,50 @@ def run_plan(
     results.rows = list(rows.values())
     log(f"[{plan.script}] MLflow parent run {parent_id} ({tracker.uri}); output {output_dir}")
 
+    def train_and_evaluate(seed: int, training: TrainingSpec) -> None:
+        checkpoint = _train_one(plan, training, seed, source, parent_id, results, train_fn, log)
+        for spec in plan.rows_of(training.key):
+            if checkpoint is None:
+                results.failures.append(
+                    RunFailure("evaluate", spec.name, seed, f"skipped: training {training.key!r} failed")
+                )
+                continue
+            _evaluate_one(
+                plan, spec, training, seed, checkpoint, source, output_dir, tracker, parent_id,
+                rows[spec.name], results, evaluate_fn, log,
+            )  # fmt: skip
+
+    jobs = [(seed, training) for seed in seeds for training in plan.trainings]
     try:
-        for seed in seeds:
-            for training in plan.trainings:
-                checkpoint = _train_one(plan, training, seed, source, parent_id, results, train_fn, log)
-                for spec in plan.rows_of(training.key):
-                    if checkpoint is None:
-                        results.failures.append(
-                            RunFailure(
-                                "evaluate", spec.name, seed, f"skipped: training {training.key!r} failed"
-                            )
-                        )
-                        continue
-                    _evaluate_one(
-                        plan, spec, training, seed, checkpoint, source, output_dir, tracker, parent_id,
-                        rows[spec.name], results, evaluate_fn, log,
-                    )  # fmt: skip
+        run_jobs(jobs, train_and_evaluate, parallel)
     except BaseException as err:  # Ctrl-C / SIGTERM: the partial results still say what happened
         results.failures.append(RunFailure("interrupted", plan.script, -1, one_line(err) or "interrupted"))
         raise
     finally:
         finish_experiment(results, output_dir, tracker, parent_id, log=log)
     return results
+
+
+def run_jobs(jobs: list, job_fn: Callable[..., None], parallel: int) -> None:
+    """Run ``job_fn(*job)`` for every job, ``parallel`` at a time (threads: each job mostly waits on
+    Ray). The first runs alone, so data, the pretrained stand-ins, retrieval and feature caches are
+    built once rather than by every job at once. On Ctrl-C the jobs not yet started are dropped and
+    the partial results written; the running ones finish before the process exits."""
+    if parallel < 1:
+        raise ValueError(f"parallel trainings: {parallel} (expected 1 or more)")
+    if parallel == 1 or len(jobs) < 2:
+        for job in jobs:
+            job_fn(*job)
+        return
+    job_fn(*jobs[0])
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="experiment-job")
+    try:
+        for future in [pool.submit(job_fn, *job) for job in jobs[1:]]:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # the partial results are written now
+        raise
+    pool.shutdown(wait=True)
 
 
 def seeds_tag(seeds: Sequence[int]) -> str:

@@ -1,6 +1,7 @@
 """The table experiments (Table 5, Tables 6/7, Table 3): a plan, the paper's numbers, one runner.
 
-code = run_table_experiment("ablate_dda", args)   # args from experiment_arg_parser
+args = table_arg_parser("ablate_dda.py", description).parse_args(argv)
+code = run_table_experiment("ablate_dda", args)
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from collections.abc import Callable
 
 from distillcaps.experiments import paper_numbers as paper
 from distillcaps.experiments.captioning import evaluate_with_training_datastore
-from distillcaps.experiments.cli_args import config_source, data_notes, output_dir, parse_seeds
+from distillcaps.experiments.cli_args import (
+    config_source,
+    data_notes,
+    experiment_arg_parser,
+    output_dir,
+    parse_seeds,
+    positive_int,
+)
+from distillcaps.experiments.parallel import prepare_parallel_trainings
 from distillcaps.experiments.plan import PLANS, RowSpec
 from distillcaps.experiments.runner import EvaluateFn, TrainFn, default_evaluate, default_train, run_plan
 from distillcaps.registry import Registry
@@ -60,6 +69,19 @@ EXTRA_NOTES = {
 DEFAULT_EVALUATORS: dict[str, EvaluateFn] = {"cross_domain": evaluate_with_training_datastore}
 
 
+def table_arg_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The shared experiment arguments plus --parallel (the table scripts train many models)."""
+    parser = experiment_arg_parser(prog, description)
+    parser.add_argument(
+        "--parallel",
+        type=positive_int,
+        default=1,
+        help="trainings at once, each followed by its evaluations (default 1); they must fit the Ray "
+        "cluster: N × (train.num_workers × train.cpus_per_worker + train.data_stage_cpus) CPUs",
+    )
+    return parser
+
+
 def run_table_experiment(
     script: str,
     args: argparse.Namespace,
@@ -74,6 +96,9 @@ def run_table_experiment(
     plan = PLANS.get(script)()
     seeds = parse_seeds(args.seeds, args.quick)
     out = output_dir(args, script, cfg)
+    parallel = getattr(args, "parallel", 1)  # absent from a plain experiment_arg_parser
+    if parallel > 1 and train_fn is default_train:
+        prepare_parallel_trainings(cfg, parallel)
     results = run_plan(
         plan,
         source,
@@ -83,5 +108,6 @@ def run_table_experiment(
         notes=[*data_notes(cfg), *EXTRA_NOTES.get(script, [])],
         train_fn=train_fn,
         evaluate_fn=evaluate_fn,
+        parallel=parallel,
     )
     return 0 if results.ok else 1
