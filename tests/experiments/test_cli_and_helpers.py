@@ -113,3 +113,12 @@ def test_register_champion_is_what_serving_resolves(tmp_path: Path) -> None:
     empty = tracker.start_child(tracker.start_parent("sweep", "p"), "trial", {})
     with pytest.raises(RuntimeError, match="no checkpoint/ artifacts"):
         register_champion(empty, cfg)
+
+
+def test_the_random_search_itself_bounds_concurrent_trials() -> None:
+    """Tune ignores TuneConfig.max_concurrent_trials for a ready-made BasicVariantGenerator; two
+    trials then held both CPUs of a 2-core machine and their Train workers never started."""
+    from distillcaps.experiments.sweep import SEARCH_ALGORITHMS
+
+    search = SEARCH_ALGORITHMS.get("random")(seed=0, max_concurrent=1)
+    assert search.max_concurrent == 1

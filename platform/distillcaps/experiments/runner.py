@@ -9,6 +9,7 @@ A failure is recorded and the rest still runs; the caller exits non-zero when an
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -79,6 +80,7 @@ def run_plan(
 ) -> ExperimentResults:
     """``parallel`` > 1 runs that many (seed, training) jobs at once, each followed by its rows'
     evaluations, after the first job has run alone to build the caches every job shares."""
+    log = serialized(log)  # jobs in threads would otherwise interleave their lines
     base_cfg = source.load()
     tracker = ExperimentTracker(base_cfg)
     parent_id = tracker.start_parent(
@@ -124,6 +126,16 @@ def run_plan(
     finally:
         finish_experiment(results, output_dir, tracker, parent_id, log=log)
     return results
+
+
+def serialized(log: Callable[[str], None]) -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def locked(line: str) -> None:
+        with lock:
+            log(line)
+
+    return locked
 
 
 def run_jobs(jobs: list, job_fn: Callable[..., None], parallel: int) -> None:

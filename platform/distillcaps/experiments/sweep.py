@@ -7,8 +7,11 @@ through ``distillcaps.training.train`` with ``TuneReportCallback``, which forwar
 ``train``) are different classes.
 
 Resources: a trial's function holds 1 CPU; its Train worker asks for ``train.cpus_per_worker`` (0.5 by
-default here) so a trial fits 2 cores, and ``max_concurrent_trials`` bounds how many run at once. On
-a GPU cluster set ``train.use_gpu=true`` and raise ``--max-concurrent``.
+default here) so a trial fits 2 cores, and the search algorithm itself bounds how many run at once
+(``--max-concurrent``): Tune ignores ``TuneConfig.max_concurrent_trials`` for a ready-made
+``BasicVariantGenerator`` (it only warns), and two trials holding both CPUs left none for their Train
+workers, which timed out starting, again and again. On a GPU cluster set ``train.use_gpu=true`` and
+raise ``--max-concurrent``.
 
 MLflow: the sweep is the parent run; each trial's training run is a child (tagged trial_id and its
 hyper-parameters). The best trial's student checkpoint is logged as artifacts of its run and
@@ -57,19 +60,22 @@ def default_space() -> dict[str, Any]:
 
 
 @SEARCH_ALGORITHMS.register("random")
-def random_search(seed: int, **_: Any) -> Any:
+def random_search(seed: int, max_concurrent: int) -> Any:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=seed)
+    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
 
 
 @SEARCH_ALGORITHMS.register("optuna")
-def optuna_search(seed: int, **_: Any) -> Any:
+def optuna_search(seed: int, max_concurrent: int) -> Any:
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError as err:  # optuna is not a dependency of the project
         raise ValueError(f"--search-alg optuna needs the optuna package ({err})") from None
-    return OptunaSearch(seed=seed)  # metric and mode come from the TuneConfig (set once, not twice)
+    from ray.tune.search import ConcurrencyLimiter
+
+    # metric and mode come from the TuneConfig (set once, not twice)
+    return ConcurrencyLimiter(OptunaSearch(seed=seed), max_concurrent=max_concurrent)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,9 +202,10 @@ def run_sweep(args: argparse.Namespace) -> int:
                 metric=metric,
                 mode=mode,
                 scheduler=ASHAScheduler(max_t=max(cfg.train.epochs + 1, 2), grace_period=args.grace_period),
-                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(seed=seed),
+                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(
+                    seed=seed, max_concurrent=args.max_concurrent
+                ),
                 num_samples=num_samples,
-                max_concurrent_trials=args.max_concurrent,
             ),
             run_config=tune.RunConfig(name=f"{SCRIPT}-{parent_id[:8]}", storage_path=str(out / "ray")),
         )
