@@ -1,9 +1,10 @@
 """Each experiment script end to end with --quick on the embedded synthetic data.
 
 Checks the outputs' structure and the MLflow parent/child layout, not the scores (quick runs are
-too small to mean anything). ablate_dda --quick is meant to be the room's one end-to-end test in the
-default suite (budget ~3 min); it stays marked slow until it has been seen to pass within that on
-an unloaded machine (Ray could not start on the shared machine while it was written).
+too small to mean anything). ablate_dda --quick is the room's one end-to-end test in the default
+suite: the project's main job, through Ray Train and MLflow, in ~6 min on 2 idle cores with cold
+caches (measured 361 s; the issue's budget was 3 min, see docs/experiments.md). The other scripts'
+quick runs are marked slow.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ def children(tmp_path: Path, parent_id: str) -> tuple[MlflowClient, object, list
     return client, parent, runs
 
 
-@pytest.mark.slow
 def test_ablate_dda_quick_end_to_end(tmp_path: Path, data_root: Path) -> None:
     code = load_script("ablate_dda").main(quick_argv(tmp_path, data_root))
     data = outputs(tmp_path)
