@@ -42,7 +42,9 @@ def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions
     # beam search too for distill: greedy can match while a longer caption still wins on beam score
     # (length-normalised), which happened on CI's machine after greedy matched first
     beams = GenerationConfig(num_beams=3, max_new_tokens=20)
-    decodings = [dict(rag=rag) for rag in wants] + ([dict(rag=False, generation=beams)] if mode == "distill" else [])
+    decodings = [dict(rag=rag) for rag in wants]
+    if mode == "distill":
+        decodings.append(dict(rag=False, generation=beams))
     for _ in range(20):  # up to 1000 steps, checked every 50
         model.train()
         for _ in range(50):
