@@ -122,3 +122,12 @@ def test_the_random_search_itself_bounds_concurrent_trials() -> None:
 
     search = SEARCH_ALGORITHMS.get("random")(seed=0, max_concurrent=1)
     assert search.max_concurrent == 1
+
+
+def test_portable_path_is_relative_under_the_working_directory(tmp_path, monkeypatch):
+    from distillcaps.experiments.runner import portable_path
+
+    monkeypatch.chdir(tmp_path)
+    assert portable_path(tmp_path / "runs" / "train" / "best") == "runs/train/best"
+    assert portable_path(Path("/elsewhere/best")) == "/elsewhere/best"
+    assert portable_path(Path("runs/best")) == "runs/best"

@@ -193,7 +193,9 @@ def _train_one(
         return None
     seconds = time.perf_counter() - start
     checkpoint = Path(result.best_checkpoint)
-    record.update(status="ok", run_id=result.run_id, checkpoint=str(checkpoint), seconds=round(seconds, 2))
+    record.update(
+        status="ok", run_id=result.run_id, checkpoint=portable_path(checkpoint), seconds=round(seconds, 2)
+    )
     results.trainings.append(record)
     log(f"[{plan.script}] train {training.key} seed {seed}: {seconds:.1f}s, run {result.run_id}")
     return checkpoint
@@ -282,3 +284,10 @@ def _short(metrics: dict[str, float]) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def portable_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies under it (the default runs/ root
+    does), so results.json names checkpoints the same on every machine; otherwise as given."""
+    cwd = Path.cwd()
+    return str(path.relative_to(cwd)) if path.is_absolute() and path.is_relative_to(cwd) else str(path)
