@@ -300,11 +300,22 @@ def _git_commit() -> str:
 # Result
 
 
-PROVISIONAL_NOTE = (
-    "Measured on a shared machine while other engineers' jobs ran on the same cores: treat the "
-    "absolute figures as provisional; ratios were measured side by side (alternating) and are "
-    "the more trustworthy numbers."
-)
+def load_note(machine: dict[str, Any]) -> str:
+    """What the load average at the end of the run says about how far the absolute times can be trusted.
+
+    A busy machine stretches wall times of both sides alike (they alternate), so the ratios hold;
+    the absolute figures do not. "Busy" means more runnable processes than cores, the benchmark's own
+    included (a 1-thread benchmark alone reads about 1).
+    """
+    load, cores = machine.get("load_average_1_5_15"), machine.get("cpu_affinity") or machine.get("cpu_count")
+    if not load or not cores:
+        return "Load unknown: treat the absolute figures as provisional; the side-by-side ratios hold."
+    state = "busy" if load[0] > cores else "not busy"
+    return (
+        f"1-min load average {load[0]:.2f} on {cores} cores at the end of the run ({state}). "
+        "Ratios were measured side by side (alternating) and are the more trustworthy numbers"
+        + ("; treat the absolute figures as provisional." if state == "busy" else ".")
+    )
 
 
 @dataclass
@@ -327,6 +338,7 @@ class BenchmarkResult:
         self.skipped.append({"what": what, "why": why})
 
     def to_dict(self) -> dict[str, Any]:
+        machine = machine_info(getattr(self.args, "device", "cpu"))
         return {
             "benchmark": self.name,
             "schema_version": SCHEMA_VERSION,
@@ -339,14 +351,14 @@ class BenchmarkResult:
             "repeats": self.args.repeats,
             "warmup": self.args.warmup,
             "threads": self.args.threads,
-            "machine": machine_info(getattr(self.args, "device", "cpu")),
+            "machine": machine,
             "versions": package_versions(self.versions),
             "settings": self.settings,
             "cases": [c.to_dict() for c in self.cases],
             "ratios": self.ratios,
             "findings": self.findings,
             "skipped": self.skipped,
-            "note": PROVISIONAL_NOTE,
+            "note": load_note(machine),
         }
 
     def write(self) -> Path:

@@ -162,12 +162,13 @@ def main() -> int:
     if host not in LOOPBACK:
         raise SystemExit(f"refusing to load-test {url}: only loopback addresses ({', '.join(LOOPBACK)})")
     report = asyncio.run(run_load(url.rstrip("/"), args))
+    machine = _common.machine_info()
     result = {
         "benchmark": "serve_load",
         "schema_version": _common.SCHEMA_VERSION,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
-        "machine": _common.machine_info(),
+        "machine": machine,
         "versions": _common.package_versions(("ray", "fastapi", "httpx", "torch", "soundfile")),
         "settings": {
             "concurrency": args.concurrency,
@@ -178,7 +179,7 @@ def main() -> int:
             "audio": "8 mono 16 kHz wav tones with noise, 1-4 s, cycled",
         },
         "results": report,
-        "note": _common.PROVISIONAL_NOTE,
+        "note": _common.load_note(machine),
     }
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / "serve_load.json"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from _common import BenchmarkResult, Case, measure_alternating, paired_ratio, percentile, validate_result
+from _common import (
+    BenchmarkResult,
+    Case,
+    load_note,
+    measure_alternating,
+    paired_ratio,
+    percentile,
+    validate_result,
+)
 
 
 def test_alternating_order_reverses_each_repetition():
@@ -34,6 +42,14 @@ def test_percentile_interpolates():
     assert percentile([1, 2, 3, 4, 5], 50) == 3
     assert percentile([1, 2, 3, 4, 5], 100) == 5
     assert abs(percentile(list(range(101)), 99) - 99) < 1e-9
+
+
+def test_load_note_states_the_measured_load():
+    idle = load_note({"load_average_1_5_15": [0.4, 0.3, 0.2], "cpu_affinity": 2})
+    busy = load_note({"load_average_1_5_15": [3.1, 2.0, 1.0], "cpu_affinity": 2})
+    assert "0.40 on 2 cores" in idle and "(not busy)" in idle and "provisional" not in idle
+    assert "3.10 on 2 cores" in busy and "(busy)" in busy and "provisional" in busy
+    assert "unknown" in load_note({"load_average_1_5_15": None, "cpu_count": 2}).lower()
 
 
 def test_result_json_validates_and_validator_catches_problems(tmp_path):
