@@ -21,12 +21,15 @@ Measured:
                   median step time after warm-up, tokens/s, peak GPU memory
   student         model.generate(rag=False)  } alternately, same batch, same decoding
   rag             model.generate(rag=True)   } (greedy or --num-beams, exactly --new-tokens tokens)
+  student_merged  generate(rag=False) on a copy whose LoRA is merged into the base weights
+                  (peft merge_adapter): what the unmerged adapters cost at inference
 ``--scale tiny`` shrinks every dimension (CED dim 64 depth 1, Llama hidden 64 x 2 layers, vocab =
 tokenizer) so that the same path runs on a CPU in seconds; ``--scale paper`` refuses to run on a CPU.
 """
 
 from __future__ import annotations
 
+import copy
 import gc
 import random
 import shutil
@@ -239,18 +242,31 @@ def run(args, scale: Scale, batch: int, workdir: Path) -> int:
     gen_params = {"batch": batch, "new_tokens": args.new_tokens, "num_beams": args.num_beams}
     student = Case(f"student/b{batch}", "captions", batch, gen_params)
     rag = Case(f"rag/b{batch}", "captions", batch, gen_params)
+    merged = Case(f"student_merged/b{batch}", "captions", batch, gen_params)
+    merged_model = copy.deepcopy(model)  # one more copy of the LLM in memory (~13.5 GB at 7B)
+    merged_model.llm.merge_adapter()
     with torch.inference_mode(), autocast:
         measure_alternating(
             [
                 (student, lambda: model.generate(train_batch, rag=False, generation=generation)),
                 (rag, lambda: model.generate(train_batch, rag=True, generation=generation)),
+                (merged, lambda: merged_model.generate(train_batch, rag=False, generation=generation)),
             ],
             args.repeats,
             args.warmup,
             sync,
         )
+        # Merging is only worth having if it decodes the same: bf16 rounding may flip a few tokens.
+        same = [
+            a == b
+            for a, b in zip(
+                model.generate(train_batch, rag=False, generation=generation),
+                merged_model.generate(train_batch, rag=False, generation=generation),
+            )
+        ]
+    merged.extra["same_captions_as_unmerged"] = f"{sum(same)}/{len(same)}"
     peak_generate = torch.cuda.max_memory_allocated() if is_cuda else None
-    for case in (student, rag):
+    for case in (student, rag, merged):
         case.extra["latency_ms_per_clip"] = round(1000 * case.median_s / batch, 1)
         case.extra["peak_memory_gb"] = None if peak_generate is None else round(peak_generate / 2**30, 2)
 
@@ -278,22 +294,24 @@ def run(args, scale: Scale, batch: int, workdir: Path) -> int:
             "build_s": build_s,
             "peak_memory_gb": {
                 "train": train_case.extra["peak_memory_gb"],
-                "generate": student.extra["peak_memory_gb"],
+                "generate": student.extra["peak_memory_gb"],  # two models held: + the merged copy
             },
             "weights": "random (speed and memory only; captions are meaningless)",
             "paper_speedups": {"clotho": 3.4, "audiocaps": 5.4},
         },
         versions=("torch", "transformers", "peft", "safetensors", "tokenizers"),
     )
-    for case in (train_case, student, rag):
+    for case in (train_case, student, rag, merged):
         result.add(case)
     speedup = paired_ratio(f"student / rag @b{batch} (captions/s)", student, rag)
-    result.ratios.append(speedup)
+    merging = paired_ratio(f"student_merged / student @b{batch} (captions/s)", merged, student)
+    result.ratios.extend([speedup, merging])
     result.findings.append(
         f"{args.scale} scale on {result.settings['device_name']}: distill step {median_step:.3g} s at "
         f"batch {batch} ({train_case.extra['tokens_per_s']:.4g} LLM tokens/s, peak GPU memory "
         f"{train_case.extra['peak_memory_gb'] or 'n/a'} GB); student vs retrieval captions/s "
-        f"{speedup['median']:.2f}x (paper Fig. 5: 3.4x Clotho, 5.4x AudioCaps)"
+        f"{speedup['median']:.2f}x (paper Fig. 5: 3.4x Clotho, 5.4x AudioCaps); LoRA merged into the "
+        f"weights vs not: {merging['median']:.2f}x"
     )
     result.write()
     return 0

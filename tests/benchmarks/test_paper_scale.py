@@ -19,13 +19,20 @@ def test_tiny_scale_runs_on_cpu_and_writes_the_result(bench):
         "4",
     )
     assert data["repeats"] == 2  # --quick: 2 timed steps / generate calls
-    assert [c["name"] for c in data["cases"]] == ["train_distill/b2", "student/b2", "rag/b2"]
+    assert [c["name"] for c in data["cases"]] == [
+        "train_distill/b2",
+        "student/b2",
+        "rag/b2",
+        "student_merged/b2",
+    ]
     train = data["cases"][0]
     assert train["unit"] == "rows" and train["params"]["mode"] == "distill"
     assert train["extra"]["tokens_per_s"] > 0 and train["extra"]["peak_memory_gb"] is None  # no GPU
-    (ratio,) = data["ratios"]
+    assert data["cases"][3]["extra"]["same_captions_as_unmerged"].endswith("/2")
+    ratio, merging = data["ratios"]
     assert (ratio["numerator"], ratio["denominator"]) == ("student/b2", "rag/b2")
-    assert len(ratio["per_repetition"]) == 2
+    assert (merging["numerator"], merging["denominator"]) == ("student_merged/b2", "student/b2")
+    assert len(ratio["per_repetition"]) == len(merging["per_repetition"]) == 2
 
     settings = data["settings"]
     assert settings["scale"] == "tiny" and settings["device_name"] == "cpu"
