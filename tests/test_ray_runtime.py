@@ -128,12 +128,15 @@ def test_local_start_forwards_env_uses_its_own_agent_port_and_is_joined_later(no
         from distillcaps.ray_runtime import QUIET_RAY_LOGGERS
 
         quiet = all(logging.getLogger(n).getEffectiveLevel() >= logging.ERROR for n in QUIET_RAY_LOGGERS)
-        return (*(os.environ.get(k) for k in ("DISTILLCAPS_PROBE", "PROBE_EXTRA", "RAY_ADDRESS")), quiet)
+        names = ("DISTILLCAPS_PROBE", "PROBE_EXTRA", "RAY_ADDRESS", *ray_runtime.WARM_WORKER_DEFAULTS)
+        return (*(os.environ.get(k) for k in names), quiet)
 
     # RAY_ADDRESS: Ray helpers in workers that look for "the" cluster find this one, not another
-    # instance on the host; the setup hook silenced the PlacementGroupCleaner's warning loop
+    # instance on the host; the setup hook silenced the PlacementGroupCleaner's warning loop; Ray's
+    # processes got the warm-worker default (a worker inherits the raylet's environment)
     gcs_address = ray.get_runtime_context().gcs_address
-    assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address, True)
+    warm = tuple(ray_runtime.WARM_WORKER_DEFAULTS.values())
+    assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address, *warm, True)
     node = ray._private.worker.global_worker.node
     # another local instance on the host (another user's job) holds the default agent port
     assert node.dashboard_agent_listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT

@@ -50,6 +50,14 @@ PATIENT_START_DEFAULTS = {
     "RAY_health_check_failure_threshold": "30",
 }
 
+# Ray ends an idle worker process 1 s after it goes idle (idle_worker_killing_time_threshold_ms)
+# once the node holds more workers than a soft limit. Inside a Tune trial on 2 cores that ended the
+# Ray Data stage's task worker after every pass, so each epoch's train and val pass started a new
+# process importing torch: 6-9 s a pass instead of 0.2-0.6 s (experiments/sweep.py --quick). Five
+# minutes keeps it warm between passes; idle workers still go after that. Set only where the caller
+# has not chosen otherwise, like the above.
+WARM_WORKER_DEFAULTS = {"RAY_idle_worker_killing_time_threshold_ms": "300000"}
+
 
 def ensure_ray(
     num_cpus: int | None = None,
@@ -90,7 +98,7 @@ def ensure_ray(
         init_kwargs["num_cpus"] = num_cpus
     if object_store_mb is not None:
         init_kwargs["object_store_memory"] = object_store_mb * 1024 * 1024
-    for name, value in PATIENT_START_DEFAULTS.items():
+    for name, value in {**PATIENT_START_DEFAULTS, **WARM_WORKER_DEFAULTS}.items():
         os.environ.setdefault(name, value)
     for attempt in range(1, attempts + 1):
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +14,8 @@ from assembly_fixtures import CAPTIONS, shared_llm_dir, tiny_cfg
 from safetensors.torch import load_file, save_file
 
 from distillcaps.config import load_config
-from distillcaps.model.llm import build_llm, ensure_tiny_llm, load_base_llm, tiny_llm_key
+from distillcaps.model.llm import build_llm, ensure_tiny_llm, load_base_llm
+from distillcaps.model.llm_sources import tiny_llm_key
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +32,23 @@ def write_jsonl_dataset(root, captions):
 
 
 def tiny_llm_cfg(dataset_dir, cache_dir):
-    return load_config(
-        None,
-        [
-            f"data.dataset_dir={dataset_dir}",
-            "data.dataset_format=jsonl",
-            f"data.cache_dir={cache_dir}",
-            "model.llm.hidden_size=32",
-            "model.llm.num_layers=1",
-            "model.llm.num_heads=2",
-            "model.llm.intermediate_size=64",
-            "model.llm.vocab_size=300",
-            "model.llm.pretrain_epochs=40",
-            "model.llm.pretrain_batch_size=8",
-            "model.llm.pretrain_lr=0.01",
-        ],
-    )
+    return load_config(None, tiny_llm_overrides(dataset_dir, cache_dir))
+
+
+def tiny_llm_overrides(dataset_dir, cache_dir) -> list[str]:
+    return [
+        f"data.dataset_dir={dataset_dir}",
+        "data.dataset_format=jsonl",
+        f"data.cache_dir={cache_dir}",
+        "model.llm.hidden_size=32",
+        "model.llm.num_layers=1",
+        "model.llm.num_heads=2",
+        "model.llm.intermediate_size=64",
+        "model.llm.vocab_size=300",
+        "model.llm.pretrain_epochs=40",
+        "model.llm.pretrain_batch_size=8",
+        "model.llm.pretrain_lr=0.01",
+    ]
 
 
 def test_ensure_tiny_llm_pretrains_once_and_caches_by_captions(tmp_path):
@@ -74,6 +78,18 @@ def test_ensure_tiny_llm_pretrains_once_and_caches_by_captions(tmp_path):
     reseeded = dataclasses.replace(llm, pretrain_seed=1)
     assert tiny_llm_key(clips, [], llm, prompt, 0) == tiny_llm_key(clips, [], reseeded, prompt, 0)
     assert tiny_llm_key(clips, [], llm, prompt, 0) != tiny_llm_key(clips, [], llm, prompt, 1)
+
+    # A training driver resolves the cached LLM without importing transformers (~20 s in a fresh
+    # process): a new interpreter, since this one has transformers loaded already.
+    overrides = tiny_llm_overrides(tmp_path / "data", tmp_path / "cache")
+    probe = (
+        "import sys; from distillcaps.config import load_config; "
+        "from distillcaps.model.llm_sources import LLMS; "
+        f"print(LLMS.get('tiny')(load_config(None, {overrides!r}))); "
+        "print('transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(path), "False"]
 
 
 def test_load_base_llm_refuses_a_checkpoint_with_missing_weights(llm_dir, tmp_path):

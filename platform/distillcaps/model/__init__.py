@@ -18,7 +18,7 @@ _EXPORTS = {
     "LossOutput": "distillcaps_model",
     "AudioTokenizer": "distillcaps_model",
     "CheckpointMismatchError": "checkpoint",
-    "LLMS": "llm",
+    "LLMS": "llm_sources",
     "ensure_tiny_llm": "llm",
     "build_llm": "llm",
     "load_base_llm": "llm",

@@ -1,8 +1,9 @@
 """The language model: where the base weights come from, loading them safely, and LoRA on top.
 
-Both presets go through one loader: a registry entry (`LLMS`) only says *where* the base causal
-LM lives; `load_base_llm` loads it (checking every weight was in the checkpoint — transformers 5
-silently random-initialises missing keys), freezes it, and `build_llm` wraps it with peft LoRA.
+Both presets go through one loader: a registry entry (`LLMS`, in `llm_sources`) only says *where*
+the base causal LM lives; `load_base_llm` loads it (checking every weight was in the checkpoint —
+transformers 5 silently random-initialises missing keys), freezes it, and `build_llm` wraps it with
+peft LoRA.
 
     tiny  -> ensure_tiny_llm(cfg): a small Llama + BPE tokenizer trained here on the training
              captions as a causal LM, once, cached under cache_dir_for(cfg)/pretrained/.
@@ -11,7 +12,6 @@ silently random-initialises missing keys), freezes it, and `build_llm` wraps it 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -29,25 +29,8 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from distillcaps.model.config import LLMConfig, PromptConfig
-from distillcaps.model.tokenizer import normalize_caption, train_caption_tokenizer
-from distillcaps.registry import Registry
-
-TINY_LLM_FORMAT = 2  # bump when the pretraining recipe changes, so old caches are not reused
-
-# name -> resolve(cfg) -> path (local dir or HF cache id) of a save_pretrained causal LM + tokenizer
-LLMS: Registry[Callable[[object], str]] = Registry("LLM")
-
-
-@LLMS.register("tiny")
-def _tiny_llm_path(cfg) -> str:
-    return str(ensure_tiny_llm(cfg))
-
-
-@LLMS.register("hf")
-def _hf_llm_path(cfg) -> str:
-    if not cfg.model.llm.path:
-        raise ValueError("model.llm.path is empty: llm.name=hf needs a local path or HF cache id")
-    return cfg.model.llm.path
+from distillcaps.model.llm_sources import LLMS, tiny_llm_source
+from distillcaps.model.tokenizer import train_caption_tokenizer
 
 
 @dataclass
@@ -114,32 +97,23 @@ def apply_lora(model: nn.Module, llm_cfg: LLMConfig) -> nn.Module:
 
 def ensure_tiny_llm(cfg) -> Path:
     """Path of the tiny Llama + tokenizer pretrained on the training captions (trained once, cached)."""
-    from distillcaps.data import cache_dir_for, read_records, resolve_dataset_dir
-
-    dataset_dir = resolve_dataset_dir(cfg)
-    train_clips = clip_captions(read_records(dataset_dir, cfg.data.dataset_format, cfg.data.train_subset))
-    if not train_clips:
-        raise ValueError(f"no training captions in subset {cfg.data.train_subset!r} to pretrain the tiny LLM")
-    try:
-        val_clips = clip_captions(read_records(dataset_dir, cfg.data.dataset_format, cfg.data.val_subset))
-    except FileNotFoundError:  # no validation split: train for all pretrain_epochs
-        val_clips = []
-    key = tiny_llm_key(train_clips, val_clips, cfg.model.llm, cfg.model.prompt, cfg.model.llm.pretrain_seed)
-    out = Path(cache_dir_for(cfg)) / "pretrained" / f"tiny-llm-{key}"
-    if (out / "config.json").is_file():
+    source = tiny_llm_source(cfg)
+    out = source.folder
+    if source.cached:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-llm-{key}-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        print(f"pretraining the tiny LLM on {len(train_clips)} clips' captions (cached in {out})", flush=True)
+        clips = len(source.train_clips)
+        print(f"pretraining the tiny LLM on {clips} clips' captions (cached in {out})", flush=True)
         progress = partial(print, flush=True)
         meta = pretrain_tiny_llm(
-            train_clips,
+            source.train_clips,
             cfg.model.llm,
             cfg.model.prompt,
             cfg.model.llm.pretrain_seed,
             tmp,
-            val_clips=val_clips,
+            val_clips=source.val_clips,
             progress=progress,
         )
         print(f"  kept epoch {meta['best_epoch']} of {meta['epochs_run']} ({meta['seconds']} s)", flush=True)
@@ -151,34 +125,6 @@ def ensure_tiny_llm(cfg) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def clip_captions(records) -> list[list[str]]:
-    """Normalised captions grouped by clip (clips without any are dropped)."""
-    clips = [[c for c in (normalize_caption(t) for t in r.captions) if c] for r in records]
-    return [c for c in clips if c]
-
-
-def tiny_llm_key(
-    train_clips: Sequence[Sequence[str]],
-    val_clips: Sequence[Sequence[str]],
-    llm_cfg: LLMConfig,
-    prompt: PromptConfig,
-    seed: int,
-) -> str:
-    """Hash of everything the pretrained tiny LLM depends on."""
-    h = hashlib.sha256()
-    skipped = ("path", "pretrain_seed")  # the seed is hashed on its own (keys stay those of earlier caches)
-    settings = {k: v for k, v in asdict(llm_cfg).items() if not k.startswith("lora_") and k not in skipped}
-    h.update(json.dumps([TINY_LLM_FORMAT, settings, asdict(prompt), seed], sort_keys=True).encode())
-    for split in (train_clips, val_clips):
-        for clip in split:
-            for c in clip:
-                h.update(c.encode())
-                h.update(b"\0")
-            h.update(b"\1")
-        h.update(b"\2")
-    return h.hexdigest()[:16]
 
 
 def pretrain_tiny_llm(

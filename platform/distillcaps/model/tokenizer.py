@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+if TYPE_CHECKING:  # imported where used: normalize_caption alone must not pay for transformers
+    from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 SPECIAL_TOKENS = [PAD, BOS, EOS]
@@ -37,6 +38,9 @@ def train_caption_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrained
     No prefix space: a caption is tokenised on its own after the prompt, the same way in
     pretraining, training and generation, so its first word always gets the same ids.
     """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     # transformers 5 does not add the decoder: without it decoded text keeps the "Ġ" markers.

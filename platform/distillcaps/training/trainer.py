@@ -12,8 +12,8 @@ Output folder ``<run_dir>/train/<run name>-<time>/``:
     history.json                 per-epoch metrics
 
 Before Ray starts, the driver prepares everything that is computed once and cached: the data
-set, the tiny CLAP + tiny LLM (by building the model once), the retrieval JSONL and the frozen
-encoder features. Workers then only read caches.
+set, the tiny CLAP + tiny LLM (pretrained if missing), the retrieval JSONL and the frozen encoder
+features. Workers then only read caches.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def train(
 def prepare_data(cfg: Config) -> PreparedData:
     """Caches first (data set, tiny CLAP/LLM, retrieval, frozen features), then the Ray Datasets."""
     from distillcaps.data import read_records, resolve_dataset_dir
-    from distillcaps.model.distillcaps_model import DistillCapsModel
+    from distillcaps.model.encoders import build_audio_encoder
+    from distillcaps.model.llm_sources import LLMS
     from distillcaps.retrieval import load_retrieved
     from distillcaps.training.data_pipeline import (
         audio_dataset,
@@ -152,9 +153,11 @@ def prepare_data(cfg: Config) -> PreparedData:
         for s in skipped[:20]:
             print(f"  {s.path}: {s.reason}", flush=True)
 
-    # Build once here so that the cached pretraining steps (tiny CLAP, tiny LLM) run in one process,
-    # not in every worker at once.
-    DistillCapsModel.build(cfg)
+    # Resolve the pretrained parts here so that the cached pretraining steps (tiny CLAP, tiny LLM) run
+    # once in one process, not in every worker at once. No model is built: that imported transformers
+    # and peft, ~20 s in each fresh process (every sweep trial), just to find the caches there.
+    build_audio_encoder(cfg)
+    LLMS.get(cfg.model.llm.name)(cfg)
     retrieved = {split: load_retrieved(cfg, subset) for split, subset in splits.items()}
     # Datasets carry the context they were made in: workers print one line per epoch, and Ray
     # Data's progress bars would add a line a second to a run's log (seen in ablation logs).
