@@ -8,8 +8,8 @@
 
 Kept apart from `distillcaps.model.llm` (loading, LoRA, pretraining) because a training driver
 resolves the LLM before Ray Train starts, so that the tiny one is pretrained once in one process:
-through `llm.py` that meant importing transformers and peft, ~20 s in each fresh process (every
-sweep trial), only to find the cache there. Pretraining, on a miss, still goes through `llm.py`.
+`llm.py` imports transformers' model classes, ~20 s in a fresh process on 2 cores (every sweep
+trial), only to find the cache there. Pretraining, on a miss, still goes through `llm.py`.
 """
 
 from __future__ import annotations
