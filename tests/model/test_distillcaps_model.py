@@ -21,6 +21,8 @@ MODES = {
 # path -> projector). Measured: every mode generates all 8 captions exactly within 300-1000 steps,
 # but its loss terms level off near 0.15 per token (dropout on or off; cause not yet known, see
 # docs/model.md), so "near zero" here is under 0.25 per token and under half the start. 4-21 s a mode.
+# Once, in the whole suite on a fresh clone, rag+auto still had 1 of 8 captions wrong at 1000 steps
+# while passing alone in that clone (which earlier test changes it is not established): up to 2000.
 @pytest.mark.parametrize("mode", list(MODES))
 def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions(mode):
     model = build_model()
@@ -45,7 +47,7 @@ def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions
     decodings = [dict(rag=rag) for rag in wants]
     if mode == "distill":
         decodings.append(dict(rag=False, generation=beams))
-    for _ in range(20):  # up to 1000 steps, checked every 50
+    for _ in range(40):  # up to 2000 steps, checked every 50
         model.train()
         for _ in range(50):
             out = model.compute_loss(batch, mode)
