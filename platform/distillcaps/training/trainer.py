@@ -156,7 +156,9 @@ def prepare_data(cfg: Config) -> PreparedData:
     # Resolve the pretrained parts here so that the cached pretraining steps (tiny CLAP, tiny LLM) run
     # once in one process, not in every worker at once. No model is built: that imported transformers
     # and peft, ~20 s in each fresh process (every sweep trial), just to find the caches there.
-    build_audio_encoder(cfg)
+    use_features = cfg.train.feature_cache and cfg.model.encoder.frozen
+    if not use_features:  # else the feature cache below loads the encoder itself
+        build_audio_encoder(cfg)
     LLMS.get(cfg.model.llm.name)(cfg)
     retrieved = {split: load_retrieved(cfg, subset) for split, subset in splits.items()}
     # Datasets carry the context they were made in: workers print one line per epoch, and Ray
@@ -164,7 +166,6 @@ def prepare_data(cfg: Config) -> PreparedData:
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    use_features = cfg.train.feature_cache and cfg.model.encoder.frozen
     datasets, grid = {}, None
     for split in splits:
         rows = split_rows(records[split], retrieved[split], per="caption")
