@@ -75,3 +75,21 @@ def test_parent_and_child_runs_with_tags_params_metrics_artifacts(cfg, tmp_path)
     local = Path(client.download_artifacts(child_id, "notes/note.txt", str(tmp_path / "dl")))
     assert local.read_text() == "hello"
     assert (tmp_path / "runs" / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()
+
+
+def test_a_run_does_not_send_the_next_config_to_its_store(cfg, tmp_path):
+    """MLflow 3's set_tracking_uri exports $MLFLOW_TRACKING_URI, which tracking_uri() honours: a
+    second config (another run_dir) in the same process must still get its own store."""
+    import os
+
+    from mlflow import MlflowClient
+
+    other = load_config("tiny", ["run_dir=other-runs"])
+    with start_run(cfg, "first") as first:
+        pass
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert tracking_uri(other) == f"sqlite:///{tmp_path / 'other-runs' / 'mlflow.db'}"
+    with start_run(other, "second") as second:
+        pass
+    assert MlflowClient(tracking_uri(cfg)).get_run(first.info.run_id).info.run_name == "first"
+    assert MlflowClient(tracking_uri(other)).get_run(second.info.run_id).info.run_name == "second"

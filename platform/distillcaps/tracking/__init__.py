@@ -3,6 +3,8 @@
 from distillcaps.tracking.runs import (
     RunLogger,
     config_params,
+    create_run,
+    end_run,
     experiment_id,
     git_commit,
     log_config,
@@ -14,6 +16,8 @@ from distillcaps.tracking.runs import (
 __all__ = [
     "RunLogger",
     "config_params",
+    "create_run",
+    "end_run",
     "experiment_id",
     "git_commit",
     "log_config",

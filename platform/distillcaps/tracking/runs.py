@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 MAX_PARAM_VALUE_CHARS = 6000
 MAX_KEY_CHARS = 250
 PARAMS_PER_BATCH = 100
+PARENT_RUN_TAG = "mlflow.parentRunId"  # what MLflow's UI nests child runs by
 
 
 def disable_telemetry() -> None:
@@ -89,7 +90,14 @@ def start_run(
     disable_telemetry()
     import mlflow
 
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri(cfg))
+    # MLflow 3 also exports the URI as $MLFLOW_TRACKING_URI, which tracking_uri() honours: the next
+    # run of another config in this process (another run_dir) would follow it into this store.
+    if exported is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = exported
     exp = experiment_id(cfg)
     all_tags = {**run_tags(cfg), **{k: str(v) for k, v in (tags or {}).items()}}
     with mlflow.start_run(
@@ -101,6 +109,23 @@ def start_run(
         tags=all_tags,
     ) as run:
         yield run
+
+
+def create_run(
+    cfg: Config, run_name: str, parent_run_id: str | None = None, tags: Mapping[str, Any] | None = None
+) -> str:
+    """A new run (status RUNNING) with start_run's tags, made through MlflowClient: several can be open
+    at once (a group of trainings opens one per member). Close it with ``end_run``."""
+    all_tags = {**run_tags(cfg), **{k: str(v) for k, v in (tags or {}).items()}}
+    if parent_run_id:
+        all_tags[PARENT_RUN_TAG] = parent_run_id
+    run = mlflow_client(tracking_uri(cfg)).create_run(experiment_id(cfg), run_name=run_name, tags=all_tags)
+    return run.info.run_id
+
+
+def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
+    """Close a run made by create_run: FINISHED, FAILED or KILLED."""
+    mlflow_client(uri).set_terminated(run_id, status)
 
 
 def run_tags(cfg: Config) -> dict[str, str]:
