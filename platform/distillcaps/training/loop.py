@@ -1,11 +1,16 @@
 """The per-worker training loop that Ray Train runs on every worker (``TorchTrainer(train_loop_per_worker)``).
 
-Each worker builds the model, restores the latest checkpoint if there is one (after a worker
-failure Ray hands it over through ``ray.train.get_checkpoint()``; ``--resume`` passes a folder),
-wraps the model in DDP (``ray.train.torch.prepare_model``), and per epoch: trains on its shard of
-the "train" dataset, computes the validation losses on its shard of "val", averages everything
-across workers, and reports metrics + a checkpoint (written by rank 0) with ``ray.train.report``.
-Only rank 0 prints progress and logs to MLflow.
+One worker group trains one model, or several one after another (``distillcaps.training.group``):
+starting Ray Train's processes costs ~50-65 s per fit on 2 cores, far more than a quick training's
+steps, so the trainings of an ablation that read the same data share one fit.
+
+For each training, each worker builds the model, restores the latest checkpoint if there is one
+(after a worker failure Ray hands it over through ``ray.train.get_checkpoint()``, and its state says
+which training of the group it belongs to; ``--resume`` passes a folder), wraps the model in DDP
+(``ray.train.torch.prepare_model``), and per epoch: trains on its shard of the "train" dataset,
+computes the validation losses on its shard of "val", averages everything across workers, and
+reports metrics + a checkpoint (written by rank 0) with ``ray.train.report``. Only rank 0 prints
+progress and logs to MLflow, into the training's own run.
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ from torch import nn
 # Fault injection for tests: "rank:epoch:step:marker_file" kills that worker (SIGKILL) once.
 KILL_ENV = "DISTILLCAPS_TEST_KILL_WORKER"
 
+# Fault injection for tests: the index (in a group of trainings) that KILL_ENV applies to; default 0.
+KILL_TRAINING_ENV = "DISTILLCAPS_TEST_KILL_TRAINING"
+
 LOSS_TERMS = ("auto", "rag", "dda")
+# Every report carries the index of its training in the worker group's list (0 when alone).
+TRAINING_KEY = "training_index"
 
 
 class LossModule(nn.Module):
@@ -52,6 +62,35 @@ def per_worker_batch(cfg) -> int:
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """config: "trainings" (list of {"cfg", "steps_per_epoch", "run_id"}, trained in order), "grid",
+    "tracking_uri", "resume_dir"."""
+    import ray.train
+
+    from distillcaps.training.train_state import read_train_state
+
+    trainings = config["trainings"]
+    # Where to start: a restarted worker group (or --resume) continues the training that was running.
+    checkpoint = ray.train.get_checkpoint()
+    resume_dir = Path(config["resume_dir"]) if config.get("resume_dir") else None
+    first = 0
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = read_train_state(Path(folder))
+    elif resume_dir is not None:
+        state = read_train_state(resume_dir)
+    if checkpoint is not None or resume_dir is not None:
+        first = state.training
+        if state.epoch >= trainings[first]["cfg"]["train"]["epochs"]:  # that one had finished
+            first, checkpoint, resume_dir = first + 1, None, None
+    for index in range(first, len(trainings)):
+        restore = (checkpoint, resume_dir) if index == first else (None, None)
+        run_training(index, trainings[index], config, *restore)
+
+
+def run_training(
+    index: int, training: dict[str, Any], config: dict[str, Any], checkpoint, resume_dir: Path | None
+) -> None:
+    """Train one model of the group to its last epoch, reporting every epoch (tagged with ``index``)."""
     import ray.train
     import ray.train.torch
     from transformers import get_cosine_schedule_with_warmup
@@ -63,8 +102,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from distillcaps.training.data_pipeline import to_model_batch
     from distillcaps.training.train_state import TrainState, load_train_checkpoint, save_train_checkpoint
 
-    cfg = from_dict(Config, config["cfg"])
-    torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
+    started_training = time.perf_counter()
+    cfg = from_dict(Config, training["cfg"])
+    torch.set_num_threads(worker_threads(cfg))
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
 
@@ -80,23 +120,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    total_steps = config["steps_per_epoch"] * cfg.train.epochs
+    total_steps = training["steps_per_epoch"] * cfg.train.epochs
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(cfg.train.warmup_ratio * total_steps), total_steps
     )
 
-    state = TrainState()
-    checkpoint = ray.train.get_checkpoint()
+    state = TrainState(training=index)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_train_checkpoint(Path(folder), model, optimizer, scheduler)
-    elif config.get("resume_dir"):
-        state = load_train_checkpoint(Path(config["resume_dir"]), model, optimizer, scheduler)
+    elif resume_dir is not None:
+        state = load_train_checkpoint(resume_dir, model, optimizer, scheduler)
     if state.epoch and rank == 0:
-        print(f"resumed after epoch {state.epoch} (optimizer step {state.global_step})", flush=True)
+        print(f"resumed {cfg.train.mode} after epoch {state.epoch} (step {state.global_step})", flush=True)
 
     torch.manual_seed(cfg.seed * 1000 + rank + 7919 * state.epoch)  # dropout differs per rank/epoch
-    logger = RunLogger(config["tracking_uri"], config["run_id"]) if rank == 0 and config["run_id"] else None
+    run_id = training.get("run_id")
+    logger = RunLogger(config["tracking_uri"], run_id) if rank == 0 and run_id else None
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         if cfg.train.precision == "bf16"
@@ -107,6 +147,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     terms = TRAINING_MODES.get(cfg.train.mode)
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
+    if rank == 0 and len(config["trainings"]) > 1:
+        count = len(config["trainings"])
+        print(f"training {index + 1}/{count}: {cfg.train.mode}, seed {cfg.seed}", flush=True)
 
     for epoch in range(state.epoch, cfg.train.epochs):
         model.train()
@@ -138,7 +181,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 if value is not None:
                     sums[term] += float(value) * rows
                     sums[f"{term}_rows"] += rows
-            maybe_kill_for_test(rank, epoch, step)
+            maybe_kill_for_test(rank, index, epoch, step)
         train_seconds = time.perf_counter() - started
 
         val = validate(model, val_shard, batch_size, grid, autocast)
@@ -150,8 +193,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             lr=scheduler.get_last_lr()[0],
             train_seconds=round(train_seconds, 3),
             rows_per_second=totals["train_rows"] / max(train_seconds, 1e-9),
+            # this worker's time on the training so far (model build included; after a restart,
+            # since the restart): in a group, what the training cost beyond the shared start-up
+            worker_seconds=round(time.perf_counter() - started_training, 3),
         )
-        score = metrics.get(config["checkpoint_metric"])
+        score = metrics.get(cfg.train.checkpoint_metric)
         if score is not None and (state.best_metric is None or score < state.best_metric):
             state.best_metric, state.best_epoch = score, epoch + 1
         metrics["best_epoch"] = state.best_epoch
@@ -163,11 +209,18 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if rank == 0:
                 save_train_checkpoint(Path(folder), model, optimizer, scheduler, state)
                 report_checkpoint = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report(metrics, checkpoint=report_checkpoint)
+            ray.train.report({**metrics, TRAINING_KEY: index}, checkpoint=report_checkpoint)
         if rank == 0:
             print(progress_line(metrics, cfg.train.epochs), flush=True)
             if logger is not None:
                 logger.log_metrics(metrics, step=epoch + 1)
+
+
+def worker_threads(cfg) -> int:
+    """Torch intra-op threads: the worker's whole CPUs, at least 1. Not rounded up: on 2 cores a
+    1.75-CPU worker with 2 threads ran a default-size distill epoch in 109 s against 57 s with 1
+    (two runs each), although 2 threads step 1.33x faster outside Ray (benchmarks/train_step.py)."""
+    return max(1, int(cfg.train.cpus_per_worker))
 
 
 @torch.no_grad()
@@ -246,9 +299,9 @@ def progress_line(m: dict[str, Any], epochs: int) -> str:
     )
 
 
-def maybe_kill_for_test(rank: int, epoch: int, step: int) -> None:
+def maybe_kill_for_test(rank: int, training: int, epoch: int, step: int) -> None:
     spec = os.environ.get(KILL_ENV)
-    if not spec:
+    if not spec or training != int(os.environ.get(KILL_TRAINING_ENV, "0")):
         return
     want_rank, want_epoch, want_step, marker = spec.split(":", 3)
     if (rank, epoch, step) == (int(want_rank), int(want_epoch), int(want_step)) and not Path(marker).exists():

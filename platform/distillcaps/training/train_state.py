@@ -2,8 +2,8 @@
 
 <dir>/model/                      DistillCapsModel.save_checkpoint (safetensors + config + tokenizer)
 <dir>/optimizer.safetensors       AdamW per-parameter state tensors ("<param index>.<name>")
-<dir>/train_state.json            epoch, global step, best metric so far, optimizer param groups,
-                                  scheduler state, history of per-epoch metrics
+<dir>/train_state.json            training index (in a group), epoch, global step, best metric so
+                                  far, optimizer param groups, scheduler state, per-epoch history
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ STATE_FILE = "train_state.json"
 
 @dataclass
 class TrainState:
+    training: int = 0  # index of the training in its worker group's list (0 when trained alone)
     epoch: int = 0  # epochs completed
     global_step: int = 0  # optimizer steps taken
     best_metric: float | None = None
@@ -73,5 +74,11 @@ def load_train_checkpoint(directory: Path, model, optimizer, scheduler) -> Train
     scheduler_state = scheduler.state_dict()
     scheduler_state.update(payload["scheduler"])
     scheduler.load_state_dict(scheduler_state)
+    return read_train_state(directory)
+
+
+def read_train_state(directory: Path) -> TrainState:
+    """The TrainState of a checkpoint folder, without loading any weights."""
+    payload = json.loads((directory / STATE_FILE).read_text())
     names = {f for f in TrainState.__dataclass_fields__}
     return TrainState(**{k: v for k, v in payload.items() if k in names})

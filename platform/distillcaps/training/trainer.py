@@ -30,6 +30,8 @@ import yaml
 
 from distillcaps.config import Config, ConfigError
 
+RAY_DIR = "ray"  # Ray Train's storage folder (checkpoints) inside a run's or a group's folder
+
 CHECKPOINT_METRICS = (
     "val_loss_student",
     "val_loss_teacher",
@@ -73,11 +75,7 @@ def train(
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if cfg.train.checkpoint_metric not in CHECKPOINT_METRICS:
-        raise ConfigError(
-            f"train.checkpoint_metric: {cfg.train.checkpoint_metric!r} is not one of "
-            f"{', '.join(CHECKPOINT_METRICS)}"
-        )
+    check_checkpoint_metric(cfg)
     cfg = with_absolute_paths(cfg)  # Ray workers need not share the driver's working directory
     run_id = None
     if resume_dir is not None:
@@ -108,8 +106,14 @@ def train(
 
             RunLogger(uri, run_id).log_metrics({"skipped_bad_audio": len(prepared.skipped)})
 
-        result = fit(cfg, prepared, output_dir, run_id, uri, latest_checkpoint(output_dir), callbacks)
-        best, last, history = collect_checkpoints(result, output_dir, cfg.train.checkpoint_metric)
+        fit(
+            cfg, prepared, output_dir, [loop_training(cfg, prepared, run_id)], uri,
+            latest_checkpoint(output_dir), callbacks,
+        )  # fmt: skip
+        found = collect_checkpoints(output_dir / RAY_DIR, output_dir, cfg.train.checkpoint_metric)
+        if found is None:
+            raise RuntimeError(f"training reported no checkpoint (see {output_dir / RAY_DIR})")
+        best, last, history = found
         (output_dir / "history.json").write_text(json.dumps(history, indent=1))
         outcome = TrainResult(run_id, output_dir, best, last, history, skipped_files=prepared.skipped)
         if cfg.train.evaluate_after:
@@ -119,6 +123,14 @@ def train(
         RunLogger(uri, run_id).log_artifacts(best, "checkpoint")
         RunLogger(uri, run_id).log_artifact(output_dir / "history.json")
     return outcome
+
+
+def check_checkpoint_metric(cfg: Config) -> None:
+    if cfg.train.checkpoint_metric not in CHECKPOINT_METRICS:
+        raise ConfigError(
+            f"train.checkpoint_metric: {cfg.train.checkpoint_metric!r} is not one of "
+            f"{', '.join(CHECKPOINT_METRICS)}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +239,7 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     from distillcaps.training.train_state import STATE_FILE
 
     found = sorted(
-        (p for p in (output_dir / "ray").glob("checkpoint_*") if (p / STATE_FILE).is_file()),
+        (p for p in (output_dir / RAY_DIR).glob("checkpoint_*") if (p / STATE_FILE).is_file()),
         key=lambda p: json.loads((p / STATE_FILE).read_text())["epoch"],
     )
     return found[-1] if found else None
@@ -237,30 +249,48 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 # Ray Train
 
 
+def loop_training(cfg: Config, prepared: PreparedData, run_id: str | None) -> dict[str, Any]:
+    """One entry of the worker loop's "trainings" list (see distillcaps.training.loop)."""
+    from distillcaps.training.loop import steps_per_epoch
+
+    return {
+        "cfg": cfg.to_dict(),
+        "steps_per_epoch": steps_per_epoch(prepared.num_train_rows, cfg),
+        "run_id": run_id,
+    }
+
+
 def fit(
     cfg: Config,
     prepared: PreparedData,
-    output_dir: Path,
-    run_id: str,
+    storage_dir: Path,
+    trainings: list[dict[str, Any]],
     uri: str,
-    resume: Path | None,
+    resume: Path | None = None,
     callbacks: list | None = None,
 ):
+    """One TorchTrainer run that trains ``trainings`` one after another; checkpoints in storage_dir/ray.
+
+    cfg gives the run's scaling and failure settings (a group's members share them)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from distillcaps.ray_runtime import forwarded_env
-    from distillcaps.training.loop import steps_per_epoch, train_loop_per_worker
+    from distillcaps.training.loop import train_loop_per_worker
 
+    if len(trainings) == 1:  # keep the best checkpoint by the metric; Ray always keeps the latest too
+        metric = cfg.train.checkpoint_metric
+        checkpoints = CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute=metric, checkpoint_score_order="min"
+        )
+    else:  # Ray would rank one model's checkpoints against another's: keep all, prune after the fit
+        checkpoints = CheckpointConfig(num_to_keep=None)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
-            "cfg": cfg.to_dict(),
+            "trainings": trainings,
             "grid": list(prepared.grid) if prepared.grid else None,
-            "steps_per_epoch": steps_per_epoch(prepared.num_train_rows, cfg),
-            "run_id": run_id,
             "tracking_uri": uri,
-            "checkpoint_metric": cfg.train.checkpoint_metric,
             "resume_dir": str(resume) if resume else None,
         },
         scaling_config=ScalingConfig(
@@ -269,15 +299,10 @@ def fit(
             resources_per_worker={"CPU": cfg.train.cpus_per_worker},
         ),
         run_config=RunConfig(
-            name="ray",
-            storage_path=str(output_dir),
+            name=RAY_DIR,
+            storage_path=str(storage_dir),
             failure_config=FailureConfig(max_failures=cfg.train.max_failures),
-            # Keep the best checkpoint by the metric; Ray always keeps the latest one too.
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=1,
-                checkpoint_score_attribute=cfg.train.checkpoint_metric,
-                checkpoint_score_order="min",
-            ),
+            checkpoint_config=checkpoints,
             worker_runtime_env={"env_vars": forwarded_env()},
             callbacks=callbacks,
         ),
@@ -286,24 +311,56 @@ def fit(
     return trainer.fit()
 
 
-def collect_checkpoints(result, output_dir: Path, metric: str) -> tuple[Path, Path, list[dict]]:
-    """Copy the best and the last model checkpoints to output_dir/checkpoints/{best,last}."""
-    from distillcaps.training.train_state import MODEL_DIR, STATE_FILE
+def training_checkpoints(ray_dir: Path, index: int = 0) -> list[tuple[Path, Any]]:
+    """(folder, TrainState) of every complete Ray checkpoint in ray_dir of training ``index``."""
+    from distillcaps.training.train_state import STATE_FILE, read_train_state
 
-    if result.checkpoint is None:
-        raise RuntimeError(f"training reported no checkpoint (see {output_dir / 'ray'})")
-    last_dir = Path(result.checkpoint.path)
-    candidates = [(Path(c.path), m) for c, m in (result.best_checkpoints or [])]
-    scored = [(m[metric], p) for p, m in candidates if m.get(metric) is not None]
-    best_dir = min(scored)[1] if scored else last_dir
-    history = json.loads((last_dir / STATE_FILE).read_text())["history"]
+    found = []
+    for folder in sorted(ray_dir.glob("checkpoint_*")):
+        if (folder / STATE_FILE).is_file():
+            state = read_train_state(folder)
+            if state.training == index:
+                found.append((folder, state))
+    return found
+
+
+def pick_checkpoints(ray_dir: Path, metric: str, index: int = 0) -> tuple[Path, Path, Any] | None:
+    """(best folder by the lowest ``metric``, last folder, last TrainState) of training ``index`` in
+    ray_dir, or None when it reported no checkpoint.
+
+    Read from the folders rather than from Ray's Result, so that a group whose fit failed part-way
+    still yields the trainings it finished."""
+    found = training_checkpoints(ray_dir, index)
+    if not found:
+        return None
+    last_dir, last_state = max(found, key=lambda item: (item[1].epoch, item[1].global_step))
+    scored = [
+        (state.history[-1][metric], folder.name, folder)
+        for folder, state in found
+        if state.history and state.history[-1].get(metric) is not None
+    ]
+    best_dir = min(scored)[2] if scored else last_dir
+    return best_dir, last_dir, last_state
+
+
+def collect_checkpoints(
+    ray_dir: Path, output_dir: Path, metric: str, index: int = 0
+) -> tuple[Path, Path, list[dict]] | None:
+    """Copy training ``index``'s best and last model checkpoints to output_dir/checkpoints/{best,last};
+    -> (best, last, per-epoch history), or None when it reported no checkpoint."""
+    from distillcaps.training.train_state import MODEL_DIR
+
+    picked = pick_checkpoints(ray_dir, metric, index)
+    if picked is None:
+        return None
+    best_dir, last_dir, last_state = picked
     out = {}
     for name, source in (("best", best_dir), ("last", last_dir)):
         target = output_dir / "checkpoints" / name
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(source / MODEL_DIR, target)
         out[name] = target
-    return out["best"], out["last"], history
+    return out["best"], out["last"], last_state.history
 
 
 def final_evaluation(cfg: Config, checkpoint: Path, output_dir: Path, run_id: str) -> dict[str, Any]:
