@@ -93,3 +93,43 @@ def test_ablate_dda_layout_outputs_and_a_failed_training(tmp_path: Path, paralle
     assert student[0].data.metrics["cider_d"] == pytest.approx(0.41)
     assert student[0].data.tags["script"] == "ablate_dda"
     assert student[0].data.tags["training_run_id"] in {t.info.run_id for t in train_runs}
+
+
+def test_trainings_a_failed_group_never_reached_run_in_a_new_group(tmp_path: Path) -> None:
+    """With the default grouping a seed's four trainings go to train_group_fn together; when the
+    second fails and the group stops, the two it never reached are passed on in a second group."""
+    from distillcaps.experiments.plan import PLANS
+    from distillcaps.experiments.runner import ConfigSource, run_plan
+    from distillcaps.training.group import GroupOutcome
+
+    calls: list[list[str]] = []
+
+    def fake_group(cfgs, *, run_names, parent_run_id, tags, group_name):
+        calls.append([cfg.train.mode for cfg in cfgs])
+        outcome = GroupOutcome(results=[None] * len(cfgs), seconds=1.0)
+        for index, (cfg, name, member_tags) in enumerate(zip(cfgs, run_names, tags)):
+            if len(calls) == 1 and index == 1:
+                outcome.failed[index] = "RuntimeError: worker group died"
+                outcome.not_started = list(range(index + 1, len(cfgs)))
+                break
+            outcome.results[index] = fake_train(
+                cfg, run_name=name, parent_run_id=parent_run_id, tags=member_tags
+            )
+            outcome.member_seconds[index] = 0.5
+        return outcome
+
+    source = ConfigSource(
+        "tiny", [f"tracking.tracking_uri=sqlite:///{tmp_path / 'm.db'}", f"run_dir={tmp_path}"]
+    )
+    results = run_plan(
+        PLANS.get("ablate_dda")(), source, [0], tmp_path / "out",
+        train_group_fn=fake_group, evaluate_fn=fake_evaluate, log=lambda line: None,
+    )  # fmt: skip
+
+    assert calls == [["baseline", "rag", "distill", "rag+auto"], ["distill", "rag+auto"]]
+    status = {t["key"]: t["status"] for t in results.trainings}
+    assert status == {"baseline": "ok", "rag": "failed", "distill": "ok", "rag+auto": "ok"}
+    assert {f.name for f in results.failures} == {"rag", "rag/no-rag", "rag/rag"}
+    rows = {r.name: r for r in results.rows}
+    assert rows["distill/rag"].per_seed[0]["cider_d"] == pytest.approx(0.5)
+    assert rows["rag/rag"].per_seed == {}

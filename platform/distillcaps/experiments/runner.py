@@ -1,5 +1,9 @@
 """Run an ExperimentPlan over seeds: train each needed model once, evaluate every row on it.
 
+A seed's trainings that read the same data (``distillcaps.training.group.group_key``) train one after
+another in one Ray Train worker group (``train_group``), which starts once instead of once per
+training; its rows are evaluated when the group is done.
+
 MLflow layout: the parent run (one per invocation) holds the summary and the three outputs; each
 training is a child run (made by ``distillcaps.training.train`` with ``parent_run_id``) and each
 row × seed is a child run holding that evaluation's metrics, tagged script/row/seed/training.
@@ -27,6 +31,8 @@ from distillcaps.experiments.tracking import KIND_TAG, ExperimentTracker
 TrainFn = Callable[
     ..., Any
 ]  # distillcaps.training.train(cfg, *, run_name, parent_run_id, tags) -> TrainResult
+# distillcaps.training.group.train_group(cfgs, *, run_names, parent_run_id, tags, group_name) -> GroupOutcome
+TrainGroupFn = Callable[..., Any]
 EvaluateFn = Callable[..., Any]  # distillcaps.evaluation.evaluate(checkpoint, cfg, *, subset, rag, ...)
 
 
@@ -38,6 +44,37 @@ def default_train(cfg: Config, **kwargs: Any) -> Any:
     from distillcaps.training.trainer import train
 
     return train(cfg, **kwargs)
+
+
+def default_train_group(cfgs: Sequence[Config], **kwargs: Any) -> Any:
+    from distillcaps.training.group import train_group
+
+    return train_group(cfgs, **kwargs)
+
+
+def sequential_group(train_fn: TrainFn) -> TrainGroupFn:
+    """A TrainGroupFn that trains the members one by one through ``train_fn`` (each its own fit)."""
+
+    def train_members(
+        cfgs: Sequence[Config], *, run_names: Sequence[str], tags: Sequence[dict], **kwargs: Any
+    ) -> Any:
+        from distillcaps.training.group import GroupOutcome
+
+        kwargs.pop("group_name", None)
+        outcome = GroupOutcome(results=[None] * len(cfgs))
+        started = time.perf_counter()
+        for index, (cfg, name, member_tags) in enumerate(zip(cfgs, run_names, tags)):
+            member_start = time.perf_counter()
+            try:
+                outcome.results[index] = train_fn(cfg, run_name=name, tags=member_tags, **kwargs)
+            except Exception as err:  # a failed run is recorded; the others still run
+                traceback.print_exc(file=sys.stderr)
+                outcome.failed[index] = one_line(err)
+            outcome.member_seconds[index] = time.perf_counter() - member_start
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
+    return train_members
 
 
 def default_evaluate(
@@ -77,9 +114,15 @@ def run_plan(
     evaluate_fn: EvaluateFn = default_evaluate,
     log: Callable[[str], None] = print,
     parallel: int = 1,
+    train_group_fn: TrainGroupFn | None = None,
 ) -> ExperimentResults:
-    """``parallel`` > 1 runs that many (seed, training) jobs at once, each followed by its rows'
-    evaluations, after the first job has run alone to build the caches every job shares."""
+    """``parallel`` > 1 runs that many (seed, group of trainings) jobs at once, each followed by its
+    rows' evaluations, after the first job has run alone to build the caches every job shares.
+
+    Trainings go through ``train_group_fn``; by default one worker group per seed and data
+    (``train_group``), or, when a custom ``train_fn`` is given, that function once per training."""
+    if train_group_fn is None:
+        train_group_fn = default_train_group if train_fn is default_train else sequential_group(train_fn)
     log = serialized(log)  # jobs in threads would otherwise interleave their lines
     base_cfg = source.load()
     tracker = ExperimentTracker(base_cfg)
@@ -104,20 +147,22 @@ def run_plan(
     results.rows = list(rows.values())
     log(f"[{plan.script}] MLflow parent run {parent_id} ({tracker.uri}); output {output_dir}")
 
-    def train_and_evaluate(seed: int, training: TrainingSpec) -> None:
-        checkpoint = _train_one(plan, training, seed, source, parent_id, results, train_fn, log)
-        for spec in plan.rows_of(training.key):
-            if checkpoint is None:
-                results.failures.append(
-                    RunFailure("evaluate", spec.name, seed, f"skipped: training {training.key!r} failed")
-                )
-                continue
-            _evaluate_one(
-                plan, spec, training, seed, checkpoint, source, output_dir, tracker, parent_id,
-                rows[spec.name], results, evaluate_fn, log,
-            )  # fmt: skip
+    def train_and_evaluate(seed: int, group: list[TrainingSpec]) -> None:
+        checkpoints = _train_group(plan, group, seed, source, parent_id, results, train_group_fn, log)
+        for training in group:
+            checkpoint = checkpoints.get(training.key)
+            for spec in plan.rows_of(training.key):
+                if checkpoint is None:
+                    results.failures.append(
+                        RunFailure("evaluate", spec.name, seed, f"skipped: training {training.key!r} failed")
+                    )
+                    continue
+                _evaluate_one(
+                    plan, spec, training, seed, checkpoint, source, output_dir, tracker, parent_id,
+                    rows[spec.name], results, evaluate_fn, log,
+                )  # fmt: skip
 
-    jobs = [(seed, training) for seed in seeds for training in plan.trainings]
+    jobs = [(seed, group) for seed in seeds for group in training_groups(plan, source, seed)]
     try:
         run_jobs(jobs, train_and_evaluate, parallel)
     except BaseException as err:  # Ctrl-C / SIGTERM: the partial results still say what happened
@@ -164,41 +209,99 @@ def seeds_tag(seeds: Sequence[int]) -> str:
     return ",".join(str(s) for s in seeds)
 
 
-def _train_one(
+def training_groups(plan: ExperimentPlan, source: ConfigSource, seed: int) -> list[list[TrainingSpec]]:
+    """The plan's trainings for one seed, grouped (in plan order) by the data they read."""
+    from distillcaps.training.group import group_key
+
+    groups: dict[str, list[TrainingSpec]] = {}
+    for training in plan.trainings:
+        try:
+            key = group_key(source.load(*training.overrides, *TRAIN_OVERRIDES, f"seed={seed}"))
+        except Exception:  # a config that does not load fails alone, in its own group, with its error
+            key = f"unloadable:{training.key}"
+        groups.setdefault(key, []).append(training)
+    return list(groups.values())
+
+
+def _train_group(
     plan: ExperimentPlan,
-    training: TrainingSpec,
+    group: list[TrainingSpec],
     seed: int,
     source: ConfigSource,
     parent_id: str,
     results: ExperimentResults,
-    train_fn: TrainFn,
+    train_group_fn: TrainGroupFn,
     log: Callable[[str], None],
-) -> Path | None:
-    start = time.perf_counter()
-    record: dict[str, Any] = {"key": training.key, "seed": seed, "overrides": list(training.overrides)}
-    log(f"[{plan.script}] train {training.key} seed {seed} ...")
-    try:
-        cfg = source.load(*training.overrides, *TRAIN_OVERRIDES, f"seed={seed}")
-        result = train_fn(
-            cfg,
-            run_name=f"{plan.script}/{training.key}/seed{seed}",
-            parent_run_id=parent_id,
-            tags={"script": plan.script, "training": training.key, "seed": str(seed), KIND_TAG: "training"},
-        )
-    except Exception as err:  # a failed run is recorded; the others still run
-        traceback.print_exc(file=sys.stderr)
-        results.failures.append(RunFailure("train", training.key, seed, one_line(err)))
-        record.update(status="failed", error=one_line(err), seconds=time.perf_counter() - start)
-        results.trainings.append(record)
-        return None
-    seconds = time.perf_counter() - start
-    checkpoint = Path(result.best_checkpoint)
-    record.update(
-        status="ok", run_id=result.run_id, checkpoint=portable_path(checkpoint), seconds=round(seconds, 2)
-    )
-    results.trainings.append(record)
-    log(f"[{plan.script}] train {training.key} seed {seed}: {seconds:.1f}s, run {result.run_id}")
-    return checkpoint
+) -> dict[str, Path]:
+    """Train a group; members the group never reached (an earlier one failed) go to a new group.
+    -> {training key: best checkpoint} of the trainings that finished; failures recorded."""
+    done: dict[str, Path] = {}
+    pending = list(group)
+    while pending:
+        members, cfgs = [], []
+        for training in pending:
+            try:
+                cfgs.append(source.load(*training.overrides, *TRAIN_OVERRIDES, f"seed={seed}"))
+                members.append(training)
+            except Exception as err:
+                _record_training_failure(results, training, seed, err, 0.0)
+        if not members:
+            break
+        keys = ", ".join(t.key for t in members)
+        log(f"[{plan.script}] train {keys} seed {seed} (one worker group) ...")
+        start = time.perf_counter()
+        try:
+            outcome = train_group_fn(
+                cfgs,
+                run_names=[f"{plan.script}/{t.key}/seed{seed}" for t in members],
+                parent_run_id=parent_id,
+                tags=[
+                    {"script": plan.script, "training": t.key, "seed": str(seed), KIND_TAG: "training"}
+                    for t in members
+                ],
+                group_name=f"{plan.script}/seed{seed}-group",
+            )
+        except Exception as err:  # the group as a whole was refused: every member failed with it
+            traceback.print_exc(file=sys.stderr)
+            for training in members:
+                _record_training_failure(results, training, seed, err, time.perf_counter() - start)
+            break
+        for index, training in enumerate(members):
+            seconds = outcome.member_seconds[index]
+            result = outcome.results[index]
+            if result is not None:
+                done[training.key] = Path(result.best_checkpoint)
+                results.trainings.append({
+                    "key": training.key, "seed": seed, "overrides": list(training.overrides),
+                    "status": "ok", "run_id": result.run_id,
+                    "checkpoint": portable_path(Path(result.best_checkpoint)),
+                    "seconds": _round(seconds), "group": keys, "group_seconds": round(outcome.seconds, 2),
+                })  # fmt: skip
+                log(f"[{plan.script}] train {training.key} seed {seed}: run {result.run_id}")
+            elif index in outcome.failed:
+                results.failures.append(RunFailure("train", training.key, seed, outcome.failed[index]))
+                results.trainings.append({
+                    "key": training.key, "seed": seed, "overrides": list(training.overrides),
+                    "status": "failed", "error": outcome.failed[index], "seconds": _round(seconds),
+                    "group": keys, "group_seconds": round(outcome.seconds, 2),
+                })  # fmt: skip
+        log(f"[{plan.script}] group {keys} seed {seed}: {outcome.seconds:.1f}s")
+        pending = [members[i] for i in outcome.not_started]
+    return done
+
+
+def _record_training_failure(
+    results: ExperimentResults, training: TrainingSpec, seed: int, err: BaseException, seconds: float
+) -> None:
+    results.failures.append(RunFailure("train", training.key, seed, one_line(err)))
+    results.trainings.append({
+        "key": training.key, "seed": seed, "overrides": list(training.overrides),
+        "status": "failed", "error": one_line(err), "seconds": round(seconds, 2),
+    })  # fmt: skip
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
 
 
 def _evaluate_one(
