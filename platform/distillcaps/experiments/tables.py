@@ -76,9 +76,10 @@ def table_arg_parser(prog: str, description: str) -> argparse.ArgumentParser:
         "--parallel",
         type=positive_int,
         default=1,
-        help="trainings at once, each followed by its evaluations (default 1); they must fit the Ray "
-        "cluster: N × (train.num_workers × train.cpus_per_worker + train.data_stage_cpus) CPUs. For "
-        "clusters: on one 2-core machine, 2 at once measured 1.7x slower than one after the other",
+        help="worker groups at once (a seed's trainings on the same data share one), each followed by "
+        "its evaluations (default 1); they must fit the Ray cluster: N × (train.num_workers × "
+        "train.cpus_per_worker + train.data_stage_cpus) CPUs. For clusters: on one 2-core machine, "
+        "2 trainings at once measured 1.7x slower than one after the other",
     )
     return parser
 

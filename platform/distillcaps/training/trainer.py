@@ -14,6 +14,9 @@ Output folder ``<run_dir>/train/<run name>-<time>/``:
 Before Ray starts, the driver prepares everything that is computed once and cached: the data
 set, the tiny CLAP + tiny LLM (pretrained if missing), the retrieval JSONL and the frozen encoder
 features. Workers then only read caches.
+
+``fit`` runs a list of trainings in one TorchTrainer; ``train`` passes one, and
+``distillcaps.training.group.train_group`` several that share the data (one worker group start-up).
 """
 
 from __future__ import annotations
