@@ -2,9 +2,10 @@
 
 Checks the outputs' structure and the MLflow parent/child layout, not the scores (quick runs are
 too small to mean anything). ablate_dda --quick is the room's one end-to-end test in the default
-suite: the project's main job, through Ray Train and MLflow, in ~6 min on 2 idle cores with cold
-caches (measured 361 s; the issue's budget was 3 min, see docs/experiments.md). The other scripts'
-quick runs are marked slow.
+suite: the project's main job, through Ray Train and MLflow, in ~4 min on 2 idle cores with cold
+caches (measured 225 s with the seed's trainings in one worker group, 361 s before; the issue's
+budget is 3 min, met with warm caches: 162 s, see docs/experiments.md). The other scripts' quick
+runs are marked slow.
 """
 
 from __future__ import annotations
