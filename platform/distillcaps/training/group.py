@@ -166,6 +166,10 @@ def train_group(
     except Exception as err:  # what finished is still collected below
         traceback.print_exc()
         fit_error = one_line(err)
+    except BaseException:  # Ctrl-C / SIGTERM: no member's run stays RUNNING in MLflow
+        for _, run_id in members:
+            end_run(uri, run_id, "KILLED")
+        raise
 
     ray_dir = outcome.folder / RAY_DIR
     running = None  # the member the fit failed in; the ones after it never started
