@@ -86,10 +86,10 @@ def test_a_run_does_not_send_the_next_config_to_its_store(cfg, tmp_path):
 
     other = load_config("tiny", ["run_dir=other-runs"])
     with start_run(cfg, "first") as first:
-        pass
+        first_id = first.info.run_id
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert tracking_uri(other) == f"sqlite:///{tmp_path / 'other-runs' / 'mlflow.db'}"
     with start_run(other, "second") as second:
-        pass
-    assert MlflowClient(tracking_uri(cfg)).get_run(first.info.run_id).info.run_name == "first"
-    assert MlflowClient(tracking_uri(other)).get_run(second.info.run_id).info.run_name == "second"
+        second_id = second.info.run_id
+    assert MlflowClient(tracking_uri(cfg)).get_run(first_id).info.run_name == "first"
+    assert MlflowClient(tracking_uri(other)).get_run(second_id).info.run_name == "second"

@@ -269,22 +269,20 @@ def _train_group(
         for index, training in enumerate(members):
             seconds = outcome.member_seconds[index]
             result = outcome.results[index]
+            group = {"group": keys, "group_seconds": round(outcome.seconds, 2)}
             if result is not None:
                 done[training.key] = Path(result.best_checkpoint)
-                results.trainings.append({
-                    "key": training.key, "seed": seed, "overrides": list(training.overrides),
-                    "status": "ok", "run_id": result.run_id,
-                    "checkpoint": portable_path(Path(result.best_checkpoint)),
-                    "seconds": _round(seconds), "group": keys, "group_seconds": round(outcome.seconds, 2),
-                })  # fmt: skip
+                checkpoint = portable_path(Path(result.best_checkpoint))
+                _record_training(
+                    results, training, seed, seconds, status="ok", run_id=result.run_id,
+                    checkpoint=checkpoint, **group,
+                )  # fmt: skip
                 log(f"[{plan.script}] train {training.key} seed {seed}: run {result.run_id}")
             elif index in outcome.failed:
                 results.failures.append(RunFailure("train", training.key, seed, outcome.failed[index]))
-                results.trainings.append({
-                    "key": training.key, "seed": seed, "overrides": list(training.overrides),
-                    "status": "failed", "error": outcome.failed[index], "seconds": _round(seconds),
-                    "group": keys, "group_seconds": round(outcome.seconds, 2),
-                })  # fmt: skip
+                _record_training(
+                    results, training, seed, seconds, status="failed", error=outcome.failed[index], **group
+                )
         log(f"[{plan.script}] group {keys} seed {seed}: {outcome.seconds:.1f}s")
         pending = [members[i] for i in outcome.not_started]
     return done
@@ -294,14 +292,16 @@ def _record_training_failure(
     results: ExperimentResults, training: TrainingSpec, seed: int, err: BaseException, seconds: float
 ) -> None:
     results.failures.append(RunFailure("train", training.key, seed, one_line(err)))
-    results.trainings.append({
-        "key": training.key, "seed": seed, "overrides": list(training.overrides),
-        "status": "failed", "error": one_line(err), "seconds": round(seconds, 2),
-    })  # fmt: skip
+    _record_training(results, training, seed, seconds, status="failed", error=one_line(err))
 
 
-def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 2)
+def _record_training(
+    results: ExperimentResults, training: TrainingSpec, seed: int, seconds: float | None, **fields: Any
+) -> None:
+    """One entry of results.json's "trainings"."""
+    seconds = None if seconds is None else round(seconds, 2)
+    record = {"key": training.key, "seed": seed, "overrides": list(training.overrides), "seconds": seconds}
+    results.trainings.append({**record, **fields})
 
 
 def _evaluate_one(

@@ -18,8 +18,9 @@ from mlflow.tracking import MlflowClient
 
 from distillcaps.config import Config
 from distillcaps.tracking import experiment_id, tracking_uri
+from distillcaps.tracking.runs import PARENT_RUN_TAG
 
-PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests children by
+PARENT_TAG = PARENT_RUN_TAG  # what MLflow's UI nests children by
 BATCH = 100  # MLflow's per-request limit for params
 KIND_TAG = "distillcaps.kind"  # "experiment" (parent) | "row" | "trial" | ... (children)
 

@@ -204,22 +204,24 @@ def finish_member(cfg: Config, index: int, out: Path, run_id: str, folder: Path,
     from distillcaps.tracking import RunLogger
     from distillcaps.training.trainer import (
         TrainResult,
-        collect_checkpoints,
+        copy_model_checkpoints,
         final_evaluation,
         pick_checkpoints,
     )
 
     picked = pick_checkpoints(folder / RAY_DIR, cfg.train.checkpoint_metric, index)
-    if picked is None or not finished(folder / RAY_DIR, cfg, index):
+    if picked is None or picked[2].epoch < cfg.train.epochs:
         return None, set()
-    best, last, history = collect_checkpoints(folder / RAY_DIR, out, cfg.train.checkpoint_metric, index)
+    best_dir, last_dir, last_state = picked
+    best, last = copy_model_checkpoints(best_dir, last_dir, out)
+    history = last_state.history
     (out / "history.json").write_text(json.dumps(history, indent=1))
     result = TrainResult(run_id, out, best, last, history, skipped_files=skipped)
     if cfg.train.evaluate_after:
         result.evaluations = final_evaluation(cfg, best, out, run_id)
     RunLogger(uri, run_id).log_artifacts(best, "checkpoint")
     RunLogger(uri, run_id).log_artifact(out / "history.json")
-    return result, {picked[0], picked[1]}
+    return result, {best_dir, last_dir}
 
 
 def discard_run(uri: str, run_id: str, out: Path) -> None:
@@ -233,10 +235,13 @@ def discard_run(uri: str, run_id: str, out: Path) -> None:
 def prune_checkpoints(ray_dir: Path, keep: set[Path]) -> None:
     """Delete the group's Ray checkpoints that are no member's best or last (Ray kept them all).
     A member that did not finish keeps all of its own, for a look at where it stopped."""
-    finished_members = {read_index(folder) for folder in keep}
-    for folder in sorted(ray_dir.glob("checkpoint_*")):
-        if folder not in keep and read_index(folder) in finished_members:
-            shutil.rmtree(folder, ignore_errors=True)
+    from distillcaps.training.train_state import read_train_state
+    from distillcaps.training.trainer import training_checkpoints
+
+    for index in {read_train_state(folder).training for folder in keep}:  # the finished members
+        for folder, _ in training_checkpoints(ray_dir, index):
+            if folder not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def finished(ray_dir: Path, cfg: Config, index: int) -> bool:
@@ -244,12 +249,6 @@ def finished(ray_dir: Path, cfg: Config, index: int) -> bool:
     from distillcaps.training.trainer import training_checkpoints
 
     return any(state.epoch >= cfg.train.epochs for _, state in training_checkpoints(ray_dir, index))
-
-
-def read_index(folder: Path) -> int | None:
-    from distillcaps.training.train_state import STATE_FILE, read_train_state
-
-    return read_train_state(folder).training if (folder / STATE_FILE).is_file() else None
 
 
 def one_line(err: BaseException) -> str:

@@ -239,13 +239,8 @@ def check_resumable(run_dir: Path, cfg: Config) -> str:
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
     """The newest Ray checkpoint in a run folder (used by --resume when Ray has no state of its own)."""
-    from distillcaps.training.train_state import STATE_FILE
-
-    found = sorted(
-        (p for p in (output_dir / RAY_DIR).glob("checkpoint_*") if (p / STATE_FILE).is_file()),
-        key=lambda p: json.loads((p / STATE_FILE).read_text())["epoch"],
-    )
-    return found[-1] if found else None
+    found = training_checkpoints(output_dir / RAY_DIR)
+    return max(found, key=lambda item: (item[1].epoch, item[1].global_step))[0] if found else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,19 +346,24 @@ def collect_checkpoints(
 ) -> tuple[Path, Path, list[dict]] | None:
     """Copy training ``index``'s best and last model checkpoints to output_dir/checkpoints/{best,last};
     -> (best, last, per-epoch history), or None when it reported no checkpoint."""
-    from distillcaps.training.train_state import MODEL_DIR
-
     picked = pick_checkpoints(ray_dir, metric, index)
     if picked is None:
         return None
     best_dir, last_dir, last_state = picked
+    return (*copy_model_checkpoints(best_dir, last_dir, output_dir), last_state.history)
+
+
+def copy_model_checkpoints(best_dir: Path, last_dir: Path, output_dir: Path) -> tuple[Path, Path]:
+    """The model part of two Ray checkpoints -> output_dir/checkpoints/{best,last}."""
+    from distillcaps.training.train_state import MODEL_DIR
+
     out = {}
     for name, source in (("best", best_dir), ("last", last_dir)):
         target = output_dir / "checkpoints" / name
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(source / MODEL_DIR, target)
         out[name] = target
-    return out["best"], out["last"], last_state.history
+    return out["best"], out["last"]
 
 
 def final_evaluation(cfg: Config, checkpoint: Path, output_dir: Path, run_id: str) -> dict[str, Any]:
