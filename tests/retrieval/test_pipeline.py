@@ -7,14 +7,16 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from distillcaps.config import load_config
 from distillcaps.retrieval import Retriever, ensure_retrieval, ensure_tiny_clap, load_retrieved
 from distillcaps.retrieval.clap import build_clap
-from distillcaps.retrieval.clap.tiny_train import tiny_clap_key
+from distillcaps.retrieval.clap.tiny_train import tiny_clap_key, train_tiny_clap
 from distillcaps.retrieval.datastore import caption_key
 from distillcaps.retrieval.precompute import records_for
 from distillcaps.retrieval.report import audio_text_recall, leakage_fraction
+from distillcaps.torch_threads import BUILD_THREADS
 
 SMALL = [
     "data.synth.num_train=80",
@@ -59,6 +61,26 @@ def test_tiny_clap_is_cached_and_reloadable(cfg, clap):
     reseeded = dataclasses.replace(cfg.retrieval, tiny=dataclasses.replace(cfg.retrieval.tiny, seed=1))
     assert path.name == f"tiny-clap-{tiny_clap_key(cfg, records)}"
     assert path.name != f"tiny-clap-{tiny_clap_key(dataclasses.replace(cfg, retrieval=reseeded), records)}"
+
+
+def test_tiny_clap_weights_do_not_depend_on_the_callers_torch_threads(cfg):
+    # A script's main thread has 2 torch threads here, a Ray worker 1: before the build fixed its
+    # own count, the two trained different weights (then different features, retrieval, captioners).
+    records = records_for(cfg, cfg.data.train_subset)[:24]
+    short = dataclasses.replace(cfg.retrieval.tiny, epochs=2, batch_size=8)
+    small = dataclasses.replace(cfg, retrieval=dataclasses.replace(cfg.retrieval, tiny=short))
+    weights, previous = {}, torch.get_num_threads()
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            model, stats = train_tiny_clap(records, small)
+            assert stats["threads"] == BUILD_THREADS
+            assert torch.get_num_threads() == threads  # the caller's count is back
+            weights[threads] = model.state_dict()
+    finally:
+        torch.set_num_threads(previous)
+    different = [name for name, w in weights[1].items() if not torch.equal(w, weights[2][name])]
+    assert not different, different
 
 
 def test_tiny_clap_recall_clearly_above_chance(cfg, clap):

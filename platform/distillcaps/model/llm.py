@@ -31,6 +31,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from distillcaps.model.config import LLMConfig, PromptConfig
 from distillcaps.model.llm_sources import LLMS, tiny_llm_source
 from distillcaps.model.tokenizer import train_caption_tokenizer
+from distillcaps.torch_threads import build_threads
 
 
 @dataclass
@@ -160,7 +161,9 @@ def pretrain_tiny_llm(
     tokenizer = train_caption_tokenizer(captions + prompt_text * 50, llm_cfg.vocab_size)
     model = tiny_llama(llm_cfg, tokenizer)
     started = time.perf_counter()
-    with torch.random.fork_rng():
+    # a fixed thread count, like every cached build (measured: the same weights on 1 and 2 threads
+    # at the tiny preset, where the tiny CLAP's differed; see distillcaps.torch_threads)
+    with torch.random.fork_rng(), build_threads() as threads:
         torch.manual_seed(seed)
         model.apply(model._init_weights)  # reproducible from the seed alone
         history = train_causal_lm(
@@ -179,6 +182,7 @@ def pretrain_tiny_llm(
         "train_loss": history.train,
         "val_loss": history.val,
         "seconds": round(time.perf_counter() - started, 1),
+        "torch_threads": threads,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     (out_dir / "pretraining.json").write_text(json.dumps(meta, indent=2))

@@ -13,6 +13,7 @@ import numpy as np
 
 from distillcaps.registry import Registry
 from distillcaps.retrieval.audio import load_padded
+from distillcaps.torch_threads import BUILD_THREADS, build_threads
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
@@ -32,7 +33,7 @@ class EmbedAudio:
         from distillcaps.config import Config, from_dict
         from distillcaps.retrieval.clap import build_clap
 
-        torch.set_num_threads(1)  # one actor per core; the machine is shared
+        torch.set_num_threads(BUILD_THREADS)  # one actor per core, and cached vectors as built anywhere
         cfg: Config = from_dict(Config, config)
         self.clap = build_clap(cfg)
         self.sample_rate, self.max_seconds = cfg.data.sample_rate, cfg.data.max_seconds
@@ -94,9 +95,10 @@ def embed_records_ray(
 def embed_records_local(cfg: Config, clap: ClapEncoder, paths: Sequence[str]) -> np.ndarray:
     """Same as embed_records_ray, in this process (small sets, reports, tests)."""
     out = []
-    for start in range(0, len(paths), cfg.retrieval.batch_size):
-        waves, lengths = load_padded(
-            paths[start : start + cfg.retrieval.batch_size], cfg.data.sample_rate, cfg.data.max_seconds
-        )
-        out.append(clap.embed_audio(waves, lengths).numpy())
+    with build_threads():  # the same vectors as the Ray stage's
+        for start in range(0, len(paths), cfg.retrieval.batch_size):
+            waves, lengths = load_padded(
+                paths[start : start + cfg.retrieval.batch_size], cfg.data.sample_rate, cfg.data.max_seconds
+            )
+            out.append(clap.embed_audio(waves, lengths).numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)

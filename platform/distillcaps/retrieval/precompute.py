@@ -28,6 +28,7 @@ from distillcaps.retrieval.index import (
     load_index,
     resolve_index_kind,
 )
+from distillcaps.torch_threads import build_threads
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
@@ -91,7 +92,8 @@ def ensure_datastore(cfg: Config, clap: ClapEncoder, subset: str | None = None) 
     stamp = directory / "records.hash"
     if stamp.is_file() and stamp.read_text() == records_hash(records):
         return CaptionDatastore.load(directory, expected_identity=clap.identity)
-    store = CaptionDatastore.build(clap, records, subset, batch_size=max(cfg.retrieval.batch_size, 256))
+    with build_threads():  # the vectors must not depend on the calling process (torch_threads.py)
+        store = CaptionDatastore.build(clap, records, subset, batch_size=max(cfg.retrieval.batch_size, 256))
     store.save(directory)
     write_atomic(stamp, records_hash(records))
     return store

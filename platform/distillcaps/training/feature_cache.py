@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distillcaps.torch_threads import BUILD_THREADS, build_threads
+
 if TYPE_CHECKING:
     from distillcaps.config import Config
     from distillcaps.data.records import ClipRecord
@@ -126,7 +128,7 @@ class EncodeFrozen:
         from distillcaps.config import Config, from_dict
         from distillcaps.model.encoders import build_audio_encoder
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(BUILD_THREADS)  # one stage per core, and a cache as built anywhere
         cfg = from_dict(Config, cfg_dict)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.encoder = build_audio_encoder(cfg).to(self.device).eval()
@@ -167,16 +169,16 @@ def encode_locally(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarra
     """The same stages without Ray (tests, or tools that run inside one process)."""
     from distillcaps.training.data_pipeline import DecodeAudio, num_samples
 
-    decode = DecodeAudio(cfg.data.sample_rate, num_samples(cfg), random_crop=False)
-    encode = EncodeFrozen(cfg.to_dict())
-
     def batches():
         for start in range(0, len(rows), cfg.eval.batch_size):
             chunk = rows[start : start + cfg.eval.batch_size]
             batch = {k: np.asarray([r[k] for r in chunk]) for k in ("clip", "fname", "path")}
             yield encode(decode(batch))
 
-    return assemble(batches(), len(rows))
+    with build_threads():  # the stages set BUILD_THREADS for their process: give the caller's back
+        decode = DecodeAudio(cfg.data.sample_rate, num_samples(cfg), random_crop=False)
+        encode = EncodeFrozen(cfg.to_dict())
+        return assemble(batches(), len(rows))
 
 
 def assemble(batches, count: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:

@@ -25,6 +25,7 @@ from distillcaps.retrieval.audio import load_padded
 from distillcaps.retrieval.clap.tiny_model import TinyClap
 from distillcaps.retrieval.clap.vocab import WordVocab
 from distillcaps.retrieval.config import TinyClapConfig
+from distillcaps.torch_threads import BUILD_THREADS, build_threads
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
@@ -70,6 +71,7 @@ def tiny_clap_key(cfg: Config, records: Sequence[Any]) -> str:
         "tiny": {k: v for k, v in dataclasses.asdict(cfg.retrieval.tiny).items() if k != "seed"},
         "encoder": {k: getattr(enc, k, None) for k in ("name", "n_mels", "dim", "num_layers", "num_heads")},
         "seed": cfg.retrieval.tiny.seed,
+        "torch_threads": BUILD_THREADS,  # the weights differ bit-wise between thread counts
         "sample_rate": cfg.data.sample_rate,
         "max_seconds": cfg.data.max_seconds,
     }
@@ -104,7 +106,16 @@ def precompute_log_mel(
 
 
 def train_tiny_clap(records: Sequence[Any], cfg: Config) -> tuple[TinyClap, dict[str, Any]]:
-    """Contrastive training on (clip, random caption) pairs. -> (model in eval mode, stats)."""
+    """Contrastive training on (clip, random caption) pairs. -> (model in eval mode, stats).
+
+    Runs on ``BUILD_THREADS`` torch threads wherever it is called: the weights (and so the frozen
+    encoder of every captioner trained on them) must not depend on the calling process.
+    """
+    with build_threads():
+        return contrastive_training(records, cfg)
+
+
+def contrastive_training(records: Sequence[Any], cfg: Config) -> tuple[TinyClap, dict[str, Any]]:
     tcfg: TinyClapConfig = cfg.retrieval.tiny
     generator = torch.Generator().manual_seed(tcfg.seed)
     torch.manual_seed(tcfg.seed)
