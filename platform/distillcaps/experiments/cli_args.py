@@ -1,6 +1,6 @@
 """The arguments every experiment script shares, and how they become a ConfigSource.
 
---config NAME|PATH [key.sub=value ...]   the invocation's config (default: ablation = tiny, 4 epochs)
+--config NAME|PATH [key.sub=value ...]   the invocation's config (default: ablation = tiny, 1 epoch)
 --dataset-dir DIR --dataset-format F     your data instead of the embedded synthetic set
 --seeds 0,1,2                            training seeds (mean ± std over them)
 --output DIR                             where results.json / results.md / the plot go
@@ -22,7 +22,9 @@ from distillcaps.config import CONFIG_DIR, Config, read_yaml
 from distillcaps.experiments.runner import ConfigSource
 
 QUICK_CONFIG = CONFIG_DIR / "quick.yaml"
-DEFAULT_CONFIG = "ablation"  # experiments/configs/ablation.yaml: the tiny preset at half its epochs
+DEFAULT_CONFIG = (
+    "ablation"  # experiments/configs/ablation.yaml: the tiny preset at 1 epoch (the 25-min budget)
+)
 DEFAULT_SEEDS = (0, 1, 2)
 
 
