@@ -69,6 +69,17 @@ def test_sweep_space_and_trial_overrides(tmp_path: Path) -> None:
     assert cfg.tracking.tracking_uri == f"sqlite:///{tmp_path / 'm.db'}"
 
 
+def test_the_sweep_defaults_to_trials_that_asha_can_stop_early() -> None:
+    from distillcaps.experiments.sweep import add_arguments
+
+    parser = experiment_arg_parser("sweep.py", "sweep")
+    add_arguments(parser)
+    args = parser.parse_args([])
+    # ASHA stops trials at epoch boundaries after the grace period: one-epoch trials would all finish
+    assert config_source(args).load().train.epochs > args.grace_period
+    assert config_source(parse()).load().train.epochs == 1  # the table scripts' 25-minute default
+
+
 def test_the_champion_is_the_best_finished_trial() -> None:
     from types import SimpleNamespace
 

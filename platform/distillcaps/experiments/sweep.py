@@ -6,9 +6,10 @@ through ``distillcaps.training.train`` with ``TuneReportCallback``, which forwar
 (it fails in Train V2). ``ray.tune.RunConfig`` (the sweep) and ``ray.train.RunConfig`` (inside
 ``train``) are different classes.
 
-Resources: a trial's function holds 1 CPU; its Train worker asks for ``train.cpus_per_worker`` (0.5 by
-default here) so a trial fits 2 cores, and the search algorithm itself bounds how many run at once
-(``--max-concurrent``): Tune ignores ``TuneConfig.max_concurrent_trials`` for a ready-made
+Resources: a trial's function holds ``--trial-cpus`` (1); its Train worker asks for
+``train.cpus_per_worker`` (0.5 by default here) so a trial fits 2 cores, and the search algorithm
+itself bounds how many run at once (``--max-concurrent``; two on 2 cores need ``--trial-cpus 0.5
+train.data_stage_cpus=0``): Tune ignores ``TuneConfig.max_concurrent_trials`` for a ready-made
 ``BasicVariantGenerator`` (it only warns), and two trials holding both CPUs left none for their Train
 workers, which timed out starting, again and again. On a GPU cluster set ``train.use_gpu=true`` and
 raise ``--max-concurrent``.
@@ -81,10 +82,18 @@ def optuna_search(seed: int, max_concurrent: int) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=None, help="trials (default 12; --quick 4)")
     parser.add_argument("--max-concurrent", type=int, default=1, help="trials at once (2 cores: 1)")
+    parser.add_argument(
+        "--trial-cpus",
+        type=float,
+        default=1.0,
+        help="CPUs a trial's own process holds (it mostly waits on its TorchTrainer); its Train worker "
+        "and data stage ask for train.cpus_per_worker and train.data_stage_cpus on top",
+    )
     parser.add_argument("--search-alg", default="random", choices=SEARCH_ALGORITHMS.names())
     parser.add_argument("--space", default="default", choices=SEARCH_SPACES.names())
     parser.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial can stop")
     parser.add_argument("--no-register", action="store_true", help="do not register the best checkpoint")
+    parser.set_defaults(config="sweep")  # experiments/configs/sweep.yaml: trials long enough for ASHA
 
 
 def absolute_overrides(cfg: Config) -> list[str]:
@@ -196,7 +205,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
         ensure_ray(cfg)  # the training library's start (retries on a busy machine, bounded object store)
         tuner = tune.Tuner(
-            make_trainable(source, parent_id, seed, metric),
+            tune.with_resources(make_trainable(source, parent_id, seed, metric), {"cpu": args.trial_cpus}),
             param_space=space,
             tune_config=tune.TuneConfig(
                 metric=metric,
