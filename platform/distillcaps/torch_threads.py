@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# 1: what a Ray worker on one CPU gets anyway, and the count every earlier default-size build in a
-# Ray stage used. Part of the tiny CLAP's cache key.
+# 1: what a Ray stage on one CPU runs with anyway. Part of the tiny CLAP's cache key.
 BUILD_THREADS = 1
 
 
