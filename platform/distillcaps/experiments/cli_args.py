@@ -22,9 +22,7 @@ from distillcaps.config import CONFIG_DIR, Config, read_yaml
 from distillcaps.experiments.runner import ConfigSource
 
 QUICK_CONFIG = CONFIG_DIR / "quick.yaml"
-DEFAULT_CONFIG = (
-    "ablation"  # experiments/configs/ablation.yaml: the tiny preset at 1 epoch (the 25-min budget)
-)
+DEFAULT_CONFIG = "ablation"  # experiments/configs/ablation.yaml: tiny at 1 epoch (25-min budget)
 DEFAULT_SEEDS = (0, 1, 2)
 
 
