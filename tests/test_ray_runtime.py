@@ -128,15 +128,22 @@ def test_local_start_forwards_env_uses_its_own_agent_port_and_is_joined_later(no
         from distillcaps.ray_runtime import QUIET_RAY_LOGGERS
 
         quiet = all(logging.getLogger(n).getEffectiveLevel() >= logging.ERROR for n in QUIET_RAY_LOGGERS)
-        names = ("DISTILLCAPS_PROBE", "PROBE_EXTRA", "RAY_ADDRESS", *ray_runtime.WARM_WORKER_DEFAULTS)
+        names = (
+            "DISTILLCAPS_PROBE",
+            "PROBE_EXTRA",
+            "RAY_ADDRESS",
+            *ray_runtime.WARM_WORKER_DEFAULTS,
+            *ray_runtime.LOCAL_NODE_DEFAULTS,
+        )
         return (*(os.environ.get(k) for k in names), quiet)
 
     # RAY_ADDRESS: Ray helpers in workers that look for "the" cluster find this one, not another
     # instance on the host; the setup hook silenced the PlacementGroupCleaner's warning loop; Ray's
-    # processes got the warm-worker default (a worker inherits the raylet's environment)
+    # processes got the warm-worker and local-node defaults (a worker inherits the raylet's
+    # environment; a Train driver in a worker, as in a Tune trial, passes the latter on to Train)
     gcs_address = ray.get_runtime_context().gcs_address
-    warm = tuple(ray_runtime.WARM_WORKER_DEFAULTS.values())
-    assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address, *warm, True)
+    defaults = (*ray_runtime.WARM_WORKER_DEFAULTS.values(), *ray_runtime.LOCAL_NODE_DEFAULTS.values())
+    assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address, *defaults, True)
     node = ray._private.worker.global_worker.node
     # another local instance on the host (another user's job) holds the default agent port
     assert node.dashboard_agent_listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
