@@ -6,6 +6,7 @@ start fail after its GCS server is up, to check that the processes of a failed a
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -98,6 +99,26 @@ def test_explicit_agent_ports_apply_only_inside_the_context():
     assert params.dashboard_agent_listen_port == listen_port != DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
     assert params.metrics_agent_port and params.metrics_export_port and params.runtime_env_agent_port
     assert RayParams().dashboard_agent_listen_port == DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+
+
+def test_agent_ports_come_from_below_the_ephemeral_range_and_never_twice():
+    # A free port inside the ephemeral range could be taken by any bind(0) before the agent binds it.
+    low, _ = ray_runtime.ephemeral_ports()
+    ports = [ray_runtime.free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    first, last = ray_runtime.AGENT_PORT_RANGE
+    assert all(first <= p <= min(last, low - 1) for p in ports)
+
+
+def test_a_port_someone_listens_on_is_not_handed_out(monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        monkeypatch.setattr(ray_runtime, "ephemeral_ports", lambda: (busy + 2, 60999))
+        monkeypatch.setattr(ray_runtime, "_ports_given", set())
+        monkeypatch.setattr(ray_runtime, "AGENT_PORT_RANGE", (busy, busy + 1))
+        assert ray_runtime.free_port() == busy + 1  # the only free one of the two
 
 
 def test_end_new_children_ends_only_processes_started_after_the_snapshot():
