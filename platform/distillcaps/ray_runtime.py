@@ -15,7 +15,8 @@ plain ``ray.init()`` would join). Why the local start needs care (Ray 2.60, 2 lo
   gives the raylet a fixed 30 s to register; the agent's imports alone can take longer. Explicit
   agent ports skip the port-file waits.
 - Every local instance asks for the same agent HTTP port (52365), so a second instance on the host
-  (another engineer's job) clashes. Each start here picks free ports.
+  (another engineer's job) clashes. Each start here picks free ports (below the
+  ephemeral range, see AGENT_PORT_RANGE).
 - With several instances on the host, Ray helpers that look for "the" cluster themselves (the State
   API used by Train V2's PlacementGroupCleaner) pick any of them; the node's processes get
   ``RAY_ADDRESS`` pointing at their own GCS.
