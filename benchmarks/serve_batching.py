@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import io
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from ray import serve
     from ray.serve.api import _run as serve_run_nonblocking
 
+    from distillcaps.ray_runtime import free_port
     from distillcaps.serving.app import build_app
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
@@ -242,12 +242,6 @@ def wav_bytes(seconds: float) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, wave.astype(np.float32), 16_000, format="WAV")
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import io
 import os
-import socket
 import sys
 import time
 from collections import Counter
@@ -66,6 +65,7 @@ def clips(count: int = 8) -> list[bytes]:
 def start_service(args: argparse.Namespace) -> str:
     from ray import serve
 
+    from distillcaps.ray_runtime import free_port
     from distillcaps.serving.app import build_app
     from distillcaps.serving.local_ray import init_local_ray
     from distillcaps.serving.model_store import default_tracking_uri
@@ -74,9 +74,7 @@ def start_service(args: argparse.Namespace) -> str:
     if args.plugin_dir:
         env["PYTHONPATH"] = str(Path(args.plugin_dir).resolve())
     init_local_ray(num_cpus=2, object_store_memory=500 * 1024 * 1024, runtime_env={"env_vars": env})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     options = {
         "model_uri": args.start,

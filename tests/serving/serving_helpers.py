@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
-import socket
 
 import numpy as np
 import soundfile as sf
+
+from distillcaps.ray_runtime import free_port  # noqa: F401  (the tests import it from here)
 
 MODEL_NAME = "distillcaps-student"
 DATASTORE = ["a high whistle over traffic", "a low hum of an engine", "a middle voice talking"]
@@ -27,12 +28,6 @@ def encode(
     buffer = io.BytesIO()
     sf.write(buffer, samples, sample_rate, format=fmt, subtype=subtype)
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serving_options(model_registry: dict, **changes) -> dict:
