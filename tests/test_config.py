@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,14 @@ def test_flat_view_for_tracking() -> None:
     flat = load_config("tiny").flat()
     assert flat["train.mode"] == "distill"
     assert flat["model.llm.lora_r"] == 8
+
+
+def test_loading_a_config_imports_no_deep_learning_library() -> None:
+    """Scripts load their config before starting Ray; torch or transformers on that path cost 5 s
+    (the package __init__ files import their names lazily for this)."""
+    code = (
+        "import sys; from distillcaps.config import load_config; load_config('tiny'); "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -4,25 +4,34 @@ ensure_retrieval(cfg) -> Path              compute (once) <subset>.jsonl for eve
 load_retrieved(cfg, subset) -> {fname: [{"caption", "score", "source_fname"}, ...]}
 Retriever.from_config(cfg).retrieve(waveforms, lengths, k) -> list[list[str]]
 ensure_tiny_clap(cfg) -> Path              the tiny CLAP (its audio_encoder/ is the tiny model's encoder)
+
+Names are imported lazily: ``distillcaps.config`` imports ``distillcaps.retrieval.config`` and must
+not pay for torch on the way (5 s, before a script's Ray instance even starts).
 """
 
-from distillcaps.retrieval.clap import CLAP_ENCODERS, ClapEncoder, build_clap, ensure_tiny_clap
-from distillcaps.retrieval.datastore import CaptionDatastore, EncoderMismatchError
-from distillcaps.retrieval.index import CAPTION_INDEXES, build_index, load_index
-from distillcaps.retrieval.precompute import ensure_retrieval, load_retrieved
-from distillcaps.retrieval.retriever import Retriever
+from __future__ import annotations
 
-__all__ = [
-    "CAPTION_INDEXES",
-    "CLAP_ENCODERS",
-    "CaptionDatastore",
-    "ClapEncoder",
-    "EncoderMismatchError",
-    "Retriever",
-    "build_clap",
-    "build_index",
-    "ensure_retrieval",
-    "ensure_tiny_clap",
-    "load_index",
-    "load_retrieved",
-]
+import importlib
+
+_EXPORTS = {
+    "CAPTION_INDEXES": "index",
+    "CLAP_ENCODERS": "clap",
+    "CaptionDatastore": "datastore",
+    "ClapEncoder": "clap",
+    "EncoderMismatchError": "datastore",
+    "Retriever": "retriever",
+    "build_clap": "clap",
+    "build_index": "index",
+    "ensure_retrieval": "precompute",
+    "ensure_tiny_clap": "clap",
+    "load_index": "index",
+    "load_retrieved": "precompute",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"distillcaps.retrieval.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'distillcaps.retrieval' has no attribute {name!r}")
