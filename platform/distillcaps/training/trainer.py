@@ -217,7 +217,28 @@ def ensure_ray(cfg: Config) -> bool:
     a ``train.object_store_mb`` object store (see distillcaps.ray_runtime). -> True if it ran ray.init."""
     from distillcaps.ray_runtime import ensure_ray as ensure_ray_runtime
 
-    return ensure_ray_runtime(object_store_mb=cfg.train.object_store_mb, attempts=5)
+    started = ensure_ray_runtime(object_store_mb=cfg.train.object_store_mb, attempts=5)
+    start_data_stats_actor()
+    return started
+
+
+def start_data_stats_actor() -> None:
+    """Create Ray Data's stats actor from here, outside any placement group, unless it exists.
+
+    The first dataset pass creates it (a detached, named actor), but from a Train worker it lands
+    in the worker's placement group, so it dies with every fit and the next fit starts it again:
+    a process and ~4.5 CPU-s per sweep trial. Made here, it lives as long as the Ray instance.
+    Inside a placement group (a Tune trial's process) this does nothing: the driver made it.
+    """
+    import ray.util
+
+    if ray.util.get_current_placement_group() is not None:
+        return
+    try:  # Ray Data's own getter (not public API); without it, Ray Data creates the actor as before
+        from ray.data._internal.stats import get_or_create_stats_actor
+    except ImportError:
+        return
+    get_or_create_stats_actor()
 
 
 def check_resumable(run_dir: Path, cfg: Config) -> str:
