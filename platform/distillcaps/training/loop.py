@@ -64,6 +64,9 @@ def per_worker_batch(cfg) -> int:
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """config: "trainings" (list of {"cfg", "steps_per_epoch", "run_id"}, trained in order), "grid",
     "tracking_uri", "resume_dir"."""
+    from distillcaps.training.lean_imports import hide_unused_packages
+
+    hide_unused_packages()  # before transformers is imported: ~4 s less start-up per worker
     import ray.train
 
     from distillcaps.training.train_state import read_train_state
