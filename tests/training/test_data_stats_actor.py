@@ -14,8 +14,8 @@ from distillcaps.training.trainer import start_data_stats_actor
 
 @pytest.fixture(scope="module")
 def fresh_ray():
-    if ray.is_initialized():
-        pytest.skip("needs a Ray instance of its own (one is already running in this process)")
+    if ray.is_initialized():  # an earlier module's instance (serving's lasts the session) has the actor
+        ray.shutdown()
     ensure_ray(num_cpus=2)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield
