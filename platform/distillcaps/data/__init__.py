@@ -10,7 +10,7 @@ pay for torch (or hit an import cycle) on the way.
 
 from __future__ import annotations
 
-import importlib
+from distillcaps.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "ClipRecord": "records",
@@ -33,8 +33,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"distillcaps.data.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'distillcaps.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

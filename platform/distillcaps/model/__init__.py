@@ -11,7 +11,7 @@ pay for torch/transformers on the way.
 
 from __future__ import annotations
 
-import importlib
+from distillcaps.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "DistillCapsModel": "distillcaps_model",
@@ -39,8 +39,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"distillcaps.model.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'distillcaps.model' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,7 +11,7 @@ not pay for torch on the way (5 s, before a script's Ray instance even starts).
 
 from __future__ import annotations
 
-import importlib
+from distillcaps.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "CAPTION_INDEXES": "index",
@@ -30,8 +30,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"distillcaps.retrieval.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'distillcaps.retrieval' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
