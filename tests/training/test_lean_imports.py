@@ -1,4 +1,4 @@
-"""A Train worker's imports leave out scikit-learn and torchvision and still build the model."""
+"""A Train worker's imports leave out scikit-learn and torchvision and still import the model's modules."""
 
 from __future__ import annotations
 

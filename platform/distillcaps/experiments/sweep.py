@@ -215,7 +215,7 @@ def run_sweep(args: argparse.Namespace) -> int:
                     seed=seed, max_concurrent=args.max_concurrent
                 ),
                 num_samples=num_samples,
-                # A trial's process is kept for the next trial: its start and imports (~12 CPU-s:
+                # A trial's process is kept for the next trial: its start and imports (~15 s profiled:
                 # Tune, MLflow, our config) are paid once, not per trial. Trials share no state;
                 # each builds its own TorchTrainer.
                 reuse_actors=True,

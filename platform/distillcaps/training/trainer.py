@@ -227,7 +227,7 @@ def start_data_stats_actor() -> None:
 
     The first dataset pass creates it (a detached, named actor), but from a Train worker it lands
     in the worker's placement group, so it dies with every fit and the next fit starts it again:
-    a process and ~4.5 CPU-s per sweep trial. Made here, it lives as long as the Ray instance.
+    a process and ~4.5 s of imports per sweep trial. Made here, it lives as long as the Ray instance.
     Inside a placement group (a Tune trial's process) this does nothing: the driver made it.
     """
     import ray.util
