@@ -1,6 +1,6 @@
 """Ray Tune sweep (ASHA) over KL temperature, top-k, LoRA rank and lr; registers the best student.
 
-Usage: python experiments/sweep.py [--num-samples 12] [--max-concurrent 1] [--quick] [key=value ...]
+Usage: python experiments/sweep.py [--num-samples 12] [--max-concurrent N] [--quick] [key=value ...]
 """
 
 from __future__ import annotations

@@ -79,6 +79,10 @@ def ensure_ray(
     """Make sure this process is connected to Ray. -> True when this call ran ``ray.init``
     (the caller may then ``ray.shutdown()`` when done); False when Ray was already initialised.
 
+    A new local instance runs without the dashboard unless ``include_dashboard=True`` (on a free
+    port): its State API is what Train V2's PlacementGroupCleaner asks whether a TrainController
+    lives, which matters where controllers are killed, i.e. in Tune sweeps (see ``experiments.sweep``).
+
     ``env_vars`` (added to ``forwarded_env()``) reach every worker through the job's runtime_env.
     They cannot be added to an instance that this process initialised earlier: pass them at the
     first call. ``object_store_mb`` bounds a new local instance's object store (Ray's default is
@@ -102,6 +106,8 @@ def ensure_ray(
     # left on the host (plain ray.init() would join that one, someone else's).
     init_kwargs["address"] = "local"
     init_kwargs.setdefault("include_dashboard", False)
+    if init_kwargs["include_dashboard"]:  # Ray's default port (8265) is every local instance's
+        init_kwargs.setdefault("dashboard_port", free_port())
     if num_cpus is not None:
         init_kwargs["num_cpus"] = num_cpus
     if object_store_mb is not None:
@@ -125,7 +131,9 @@ def ensure_ray(
 # Ray loggers whose warnings say nothing actionable on our instances. Train V2's PlacementGroupCleaner
 # asks the State API (a dashboard service) every second whether the TrainController lives; local
 # instances here run without the dashboard, so it warned ~once a second for the whole run (69 lines in
-# the first two minutes of a training). It only ever acts on a "dead" answer, never on a failed query.
+# the first two minutes of a training). It only ever acts on a "dead" answer, never on a failed query:
+# harmless where a controller only ends by finishing (its job's end removes the rest), not where one
+# is killed while the job goes on (a stopped Tune trial), so sweeps start the dashboard.
 QUIET_RAY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
 
 

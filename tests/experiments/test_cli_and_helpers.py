@@ -15,6 +15,14 @@ def parse(*argv: str):
     return experiment_arg_parser("x.py", "x").parse_args(list(argv))
 
 
+def sweep_args(*argv: str):
+    from distillcaps.experiments.sweep import add_arguments
+
+    parser = experiment_arg_parser("sweep.py", "sweep")
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
 def test_quick_layers_the_quick_config_under_user_overrides(tmp_path: Path) -> None:
     args = parse("--quick", "--dataset-dir", str(tmp_path), "--dataset-format", "jsonl", "train.epochs=1")
     cfg = config_source(args).load()
@@ -70,14 +78,48 @@ def test_sweep_space_and_trial_overrides(tmp_path: Path) -> None:
 
 
 def test_the_sweep_defaults_to_trials_that_asha_can_stop_early() -> None:
-    from distillcaps.experiments.sweep import add_arguments
-
-    parser = experiment_arg_parser("sweep.py", "sweep")
-    add_arguments(parser)
-    args = parser.parse_args([])
+    args = sweep_args()
     # ASHA stops trials at epoch boundaries after the grace period: one-epoch trials would all finish
     assert config_source(args).load().train.epochs > args.grace_period
     assert config_source(parse()).load().train.epochs == 1  # the table scripts' 25-minute default
+
+
+def test_sweep_trials_at_once_default_to_what_the_cluster_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from distillcaps.config import load_config
+    from distillcaps.experiments.sweep import trials_at_once
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # a trial: its process 0.25 + its Train worker 0.5 + its data stages 0.25 = 1 CPU
+    cfg = load_config("tiny", ["train.cpus_per_worker=0.5", "train.data_stage_cpus=0.25"])
+    assert trials_at_once(sweep_args(), cfg, 4, {"CPU": 2.0}) == 2
+    assert trials_at_once(sweep_args(), cfg, 4, {"CPU": 16.0}) == 4  # never more than the trials
+    assert trials_at_once(sweep_args(), cfg, 4, {"CPU": 0.5}) == 1  # at least one
+    gpu = load_config("tiny", ["train.use_gpu=true", "train.num_workers=2", "train.cpus_per_worker=1"])
+    assert trials_at_once(sweep_args(), gpu, 12, {"CPU": 64.0, "GPU": 8.0}) == 4  # 2 GPUs a trial
+
+
+def test_sweep_refuses_more_trials_at_once_than_a_local_instance_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from distillcaps.config import load_config
+    from distillcaps.experiments.sweep import trials_at_once
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cfg = load_config("tiny", ["train.cpus_per_worker=0.5", "train.data_stage_cpus=0.25"])
+    # the set-up that once left two trials' data stages without a CPU until they were stopped
+    args = sweep_args("--max-concurrent", "2", "--trial-cpus", "0.5")
+    with pytest.raises(ValueError, match=r"--max-concurrent 2 needs 2.5 CPUs .*--trial-cpus 0.5.*has 2"):
+        trials_at_once(args, cfg, 4, {"CPU": 2.0})
+    assert trials_at_once(sweep_args("--max-concurrent", "2"), cfg, 4, {"CPU": 2.0}) == 2
+    # a joined cluster may be autoscaling: what the user asked for stands
+    monkeypatch.setenv("RAY_ADDRESS", "ray-head:6379")
+    assert trials_at_once(args, cfg, 4, {"CPU": 2.0}) == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-1"])
+def test_sweep_max_concurrent_must_be_positive(bad: str) -> None:
+    with pytest.raises(SystemExit):
+        sweep_args("--max-concurrent", bad)
 
 
 def test_the_champion_is_the_best_finished_trial() -> None:

@@ -6,13 +6,14 @@ through ``distillcaps.training.train`` with ``TuneReportCallback``, which forwar
 (it fails in Train V2). ``ray.tune.RunConfig`` (the sweep) and ``ray.train.RunConfig`` (inside
 ``train``) are different classes.
 
-Resources: a trial's function holds ``--trial-cpus`` (1); its Train worker asks for
-``train.cpus_per_worker`` (0.5 by default here) so a trial fits 2 cores, and the search algorithm
-itself bounds how many run at once (``--max-concurrent``; two on 2 cores need ``--trial-cpus 0.5
-train.data_stage_cpus=0``): Tune ignores ``TuneConfig.max_concurrent_trials`` for a ready-made
-``BasicVariantGenerator`` (it only warns), and two trials holding both CPUs left none for their Train
-workers, which timed out starting, again and again. On a GPU cluster set ``train.use_gpu=true`` and
-raise ``--max-concurrent``.
+Resources: a trial's function holds ``--trial-cpus`` (0.25: it mostly waits on its TorchTrainer);
+its Train worker asks for ``train.cpus_per_worker`` (0.5 by default here) and its Ray Data stages for
+``train.data_stage_cpus`` (0.25), so a trial needs 1 CPU and two run at once on 2 cores. By default
+as many trials run at once as the Ray cluster's CPUs (and GPUs, with ``train.use_gpu=true``) hold;
+``--max-concurrent`` asks for a number, refused up front on a local instance where it cannot fit
+(trials that took every CPU left none for their data stages, and their Train workers waited for
+their datasets until stopped). The search algorithm itself bounds the trials at once: Tune ignores
+``TuneConfig.max_concurrent_trials`` for a ready-made ``BasicVariantGenerator`` (it only warns).
 
 MLflow: the sweep is the parent run; each trial's training run is a child (tagged trial_id and its
 hyper-parameters). The best trial's student checkpoint is logged as artifacts of its run and
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +33,15 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from distillcaps.config import Config
-from distillcaps.experiments.cli_args import config_source, data_notes, output_dir, parse_seeds
+from distillcaps.experiments.cli_args import (
+    config_source,
+    data_notes,
+    output_dir,
+    parse_seeds,
+    positive_int,
+)
 from distillcaps.experiments.outputs import finish_experiment
+from distillcaps.experiments.parallel import check_parallel_trainings, trainings_that_fit
 from distillcaps.experiments.results import ExperimentResults, RowResult, RunFailure
 from distillcaps.experiments.runner import ConfigSource, one_line
 from distillcaps.experiments.tracking import KIND_TAG, ExperimentTracker
@@ -81,13 +90,18 @@ def optuna_search(seed: int, max_concurrent: int) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=None, help="trials (default 12; --quick 4)")
-    parser.add_argument("--max-concurrent", type=int, default=1, help="trials at once (2 cores: 1)")
+    parser.add_argument(
+        "--max-concurrent",
+        type=positive_int,
+        default=None,
+        help="trials at once (default: as many as the Ray cluster's CPUs and GPUs hold; 2 on 2 cores)",
+    )
     parser.add_argument(
         "--trial-cpus",
         type=float,
-        default=1.0,
+        default=0.25,
         help="CPUs a trial's own process holds (it mostly waits on its TorchTrainer); its Train worker "
-        "and data stage ask for train.cpus_per_worker and train.data_stage_cpus on top",
+        "and data stages ask for train.cpus_per_worker and train.data_stage_cpus on top",
     )
     parser.add_argument("--search-alg", default="random", choices=SEARCH_ALGORITHMS.names())
     parser.add_argument("--space", default="default", choices=SEARCH_SPACES.names())
@@ -201,9 +215,13 @@ def run_sweep(args: argparse.Namespace) -> int:
         unit=metric,
     )
     try:
-        from distillcaps.training.trainer import ensure_ray
+        import ray
 
-        ensure_ray(cfg)  # the training library's start (retries on a busy machine, bounded object store)
+        start_ray(cfg)
+        at_once = trials_at_once(args, cfg, num_samples, ray.cluster_resources())
+        tracker.log_params(parent_id, {"max_concurrent": at_once, "trial_cpus": args.trial_cpus})
+        results.notes.append(f"{at_once} trial(s) at a time.")
+        print(f"[{SCRIPT}] {num_samples} trials, {at_once} at a time", flush=True)
         tuner = tune.Tuner(
             tune.with_resources(make_trainable(source, parent_id, seed, metric), {"cpu": args.trial_cpus}),
             param_space=space,
@@ -211,14 +229,13 @@ def run_sweep(args: argparse.Namespace) -> int:
                 metric=metric,
                 mode=mode,
                 scheduler=ASHAScheduler(max_t=max(cfg.train.epochs + 1, 2), grace_period=args.grace_period),
-                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(
-                    seed=seed, max_concurrent=args.max_concurrent
-                ),
+                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(seed=seed, max_concurrent=at_once),
                 num_samples=num_samples,
-                # A trial's process is kept for the next trial: its start and imports (~15 s profiled:
-                # Tune, MLflow, our config) are paid once, not per trial. Trials share no state;
-                # each builds its own TorchTrainer.
-                reuse_actors=True,
+                # Not True, although it would save a trial's imports: ASHA stops a trial while its
+                # TorchTrainer is still fitting, Tune gives that thread 2 s to end before it reuses
+                # the process, the fit cannot end so soon, and the next trial then fails ("Could not
+                # re-use actor"). A new process per trial also ends the stopped trial's fit with it.
+                reuse_actors=False,
             ),
             run_config=tune.RunConfig(name=f"{SCRIPT}-{parent_id[:8]}", storage_path=str(out / "ray")),
         )
@@ -233,6 +250,39 @@ def run_sweep(args: argparse.Namespace) -> int:
         results.failures.append(RunFailure("sweep", SCRIPT, seed, one_line(err)))
     finish_experiment(results, out, tracker, parent_id)
     return 0 if results.ok else 1
+
+
+def start_ray(cfg: Config) -> bool:
+    """The training library's Ray start (retries on a busy machine, bounded object store), with the
+    dashboard on a local instance. -> True if it ran ray.init.
+
+    Without the dashboard's State API, Train's PlacementGroupCleaner never learns that the
+    TrainController of an ASHA-stopped trial died (Tune kills the trial's process), so the trial's
+    worker placement group keeps its CPUs until the sweep ends, and later trials' data stages wait
+    for a CPU forever (tests/experiments/test_sweep_stopped_trials.py).
+    """
+    from distillcaps.training.trainer import ensure_ray
+
+    return ensure_ray(cfg, include_dashboard=True)
+
+
+def trials_at_once(args: argparse.Namespace, cfg: Config, num_samples: int, cluster: dict[str, float]) -> int:
+    """--max-concurrent, checked against a local instance; by default as many as ``cluster`` holds.
+
+    A trial holds ``--trial-cpus`` for its own process plus its training's resources. A joined
+    cluster (``$RAY_ADDRESS``) may be autoscaling: an explicit number is not checked there."""
+    if args.max_concurrent is None:
+        return min(num_samples, trainings_that_fit(cfg, cluster, extra_cpus=args.trial_cpus))
+    if not os.environ.get("RAY_ADDRESS"):
+        check_parallel_trainings(
+            cfg,
+            args.max_concurrent,
+            cluster,
+            flag="--max-concurrent",
+            extra_cpus=args.trial_cpus,
+            extra_flag="--trial-cpus",
+        )
+    return args.max_concurrent
 
 
 def collect_trials(grid: Any, results: ExperimentResults, metric: str) -> None:

@@ -212,12 +212,13 @@ def with_absolute_paths(cfg: Config) -> Config:
     return from_dict(Config, raw)
 
 
-def ensure_ray(cfg: Config) -> bool:
+def ensure_ray(cfg: Config, **init_kwargs: Any) -> bool:
     """Ray for training: join $RAY_ADDRESS or an initialised Ray, else start a local instance with
-    a ``train.object_store_mb`` object store (see distillcaps.ray_runtime). -> True if it ran ray.init."""
+    a ``train.object_store_mb`` object store (see distillcaps.ray_runtime; ``init_kwargs`` go to
+    ``ray.init``). -> True if it ran ray.init."""
     from distillcaps.ray_runtime import ensure_ray as ensure_ray_runtime
 
-    started = ensure_ray_runtime(object_store_mb=cfg.train.object_store_mb, attempts=5)
+    started = ensure_ray_runtime(object_store_mb=cfg.train.object_store_mb, attempts=5, **init_kwargs)
     start_data_stats_actor()
     return started
 
