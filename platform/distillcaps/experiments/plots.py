@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from distillcaps.experiments.results import METRIC_LABELS, ExperimentResults
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from distillcaps.experiments.results import METRIC_LABELS, ExperimentResults  # noqa: E402
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, imported on first use: the experiment modules that
+    import this one also run in every sweep trial's process, which draws nothing (~1 s saved there)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_results(results: ExperimentResults, path: Path) -> Path:
@@ -18,6 +24,7 @@ def plot_results(results: ExperimentResults, path: Path) -> Path:
     metrics = metrics or results.metrics[:1]
     cols = min(4, len(metrics))
     rows_n = (len(metrics) + cols - 1) // cols
+    plt = pyplot()
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.6 * rows_n), squeeze=False)
     names = [r.name for r in results.rows]
     for ax, metric in zip(axes.flat, metrics):
@@ -48,6 +55,7 @@ def plot_inference_time(seconds: dict[str, list[float]], ratio: float | None, pa
     errs = []
     for v, mean in zip(seconds.values(), means):
         errs.append((sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.bar(names, means, yerr=errs, capsize=4, color=["tab:green", "tab:orange"][: len(names)])
     ax.set_ylabel("seconds to caption the split")

@@ -16,8 +16,9 @@ their datasets until stopped). The search algorithm itself bounds the trials at 
 ``TuneConfig.max_concurrent_trials`` for a ready-made ``BasicVariantGenerator`` (it only warns).
 
 MLflow: the sweep is the parent run; each trial's training run is a child (tagged trial_id and its
-hyper-parameters). The best trial's student checkpoint is logged as artifacts of its run and
-registered as ``distillcaps-student`` with alias ``champion`` (see docs/serving.md).
+hyper-parameters), whose epochs the sweep's driver logs from Tune's results (``trial_runs``). The
+best trial's student checkpoint is logged as artifacts of its run and registered as
+``distillcaps-student`` with alias ``champion`` (see docs/serving.md).
 """
 
 from __future__ import annotations
@@ -166,19 +167,27 @@ def make_trainable(
 
 def train_reporting_to_tune(cfg: Config, *, run_name: str, parent_run_id: str, tags: dict[str, str]) -> Any:
     """``distillcaps.training.train`` with ``TuneReportCallback`` attached to its TorchTrainer, so
-    every epoch's report reaches Tune (ASHA stops trials on it)."""
+    every epoch's report reaches Tune (ASHA stops trials on it). The sweep's driver logs those
+    reports into the trial's run (``TrialRunLogger``), not the Train worker."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from distillcaps.training import trainer
 
     return trainer.train(
-        cfg, run_name=run_name, parent_run_id=parent_run_id, tags=tags, callbacks=[TuneReportCallback()]
+        cfg,
+        run_name=run_name,
+        parent_run_id=parent_run_id,
+        tags=tags,
+        callbacks=[TuneReportCallback()],
+        worker_logs_metrics=False,
     )
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+
+    from distillcaps.experiments.trial_runs import TrialRunLogger
 
     source = config_source(args)
     cfg = source.load()
@@ -237,7 +246,11 @@ def run_sweep(args: argparse.Namespace) -> int:
                 # re-use actor"). A new process per trial also ends the stopped trial's fit with it.
                 reuse_actors=False,
             ),
-            run_config=tune.RunConfig(name=f"{SCRIPT}-{parent_id[:8]}", storage_path=str(out / "ray")),
+            run_config=tune.RunConfig(
+                name=f"{SCRIPT}-{parent_id[:8]}",
+                storage_path=str(out / "ray"),
+                callbacks=[TrialRunLogger(tracker, parent_id)],
+            ),
         )
         grid = tuner.fit()
         collect_trials(grid, results, metric)

@@ -10,7 +10,8 @@ which training of the group it belongs to; ``--resume`` passes a folder), wraps 
 (``ray.train.torch.prepare_model``), and per epoch: trains on its shard of the "train" dataset,
 computes the validation losses on its shard of "val", averages everything across workers, and
 reports metrics + a checkpoint (written by rank 0) with ``ray.train.report``. Only rank 0 prints
-progress and logs to MLflow, into the training's own run.
+progress and logs to MLflow, into the training's own run (unless the training has no run id: a
+sweep's driver logs the reports instead, see distillcaps.experiments.trial_runs).
 """
 
 from __future__ import annotations

@@ -71,10 +71,13 @@ def train(
     tags: dict[str, Any] | None = None,
     resume_dir: Path | None = None,
     callbacks: list | None = None,
+    worker_logs_metrics: bool = True,
 ) -> TrainResult:
     """Train with Ray Train and log to MLflow; ``resume_dir`` continues a stopped run in its folder.
 
     ``callbacks`` go to the TorchTrainer's RunConfig (a Tune trial passes TuneReportCallback).
+    ``worker_logs_metrics=False``: the Train worker does not log each epoch's metrics into the run;
+    the caller does, from the reports (a sweep's driver: distillcaps.experiments.trial_runs).
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -109,8 +112,9 @@ def train(
 
             RunLogger(uri, run_id).log_metrics({"skipped_bad_audio": len(prepared.skipped)})
 
+        worker_run_id = run_id if worker_logs_metrics else None  # where the worker logs its epochs
         fit(
-            cfg, prepared, output_dir, [loop_training(cfg, prepared, run_id)], uri,
+            cfg, prepared, output_dir, [loop_training(cfg, prepared, worker_run_id)], uri,
             latest_checkpoint(output_dir), callbacks,
         )  # fmt: skip
         found = collect_checkpoints(output_dir / RAY_DIR, output_dir, cfg.train.checkpoint_metric)
