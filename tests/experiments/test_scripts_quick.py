@@ -140,7 +140,13 @@ def test_sweep_quick_registers_a_loadable_champion(tmp_path: Path, data_root: Pa
     version = MlflowClient(uri).get_model_version_by_alias("distillcaps-student", "champion")
     assert version.run_id == data["extra"]["best_run_id"]
     _, _, runs = children(tmp_path, data["parent_run_id"])
-    assert len([r for r in runs if r.data.tags.get(KIND_TAG) == "trial"]) >= 4
+    trials = [r for r in runs if r.data.tags.get(KIND_TAG) == "trial"]
+    assert len(trials) >= 4
+    # every trial's epochs, logged by the sweep's driver; a trial ASHA stopped is closed as KILLED
+    client = MlflowClient(uri)
+    for run in trials:
+        assert client.get_metric_history(run.info.run_id, "val_loss_student"), run.data.tags["trial_id"]
+        assert run.info.status in {"FINISHED", "KILLED"}
     resolved = resolve_model(
         "models:/distillcaps-student@champion", tracking_uri=uri, cache_dir=tmp_path / "cache"
     )
