@@ -28,6 +28,8 @@ NOT_EPOCH_METRICS = {"training_index", "checkpoint_path", "trial_id", "done"}
 
 
 class TrialRunLogger(Callback):
+    """Tune callback: epochs into each trial's run; runs of stopped or failed trials closed."""
+
     def __init__(self, tracker: ExperimentTracker, parent_run_id: str) -> None:
         self.tracker = tracker
         self.parent_run_id = parent_run_id
@@ -35,10 +37,11 @@ class TrialRunLogger(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         epoch = result.get("epoch")
-        run_id = self.run_of(trial.trial_id)
-        if epoch is None or run_id is None:  # the trial's last report (its best metric), or no run yet
+        if epoch is None:  # the trial's last report: its best metric and where its checkpoint is
             return
-        RunLogger(self.tracker.uri, run_id).log_metrics(epoch_metrics(result), step=int(epoch))
+        run_id = self.run_of(trial.trial_id)
+        if run_id is not None:  # None: the trial has not opened its run yet
+            RunLogger(self.tracker.uri, run_id).log_metrics(epoch_metrics(result), step=int(epoch))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.close_if_running(trial.trial_id, "KILLED")  # finished trials closed theirs themselves
