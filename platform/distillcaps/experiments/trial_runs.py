@@ -8,7 +8,7 @@ Why the driver and not the Train worker (which logs epochs itself outside sweeps
   measured in fresh processes that had imported torch and transformers already): once per sweep
   trial, on a 2-core machine whose cores the trials already fill. The driver has paid it once.
 - ASHA stops a weak trial by ending its process, so the trial's own ``train()`` never closes its
-  run; it would stay RUNNING in the MLflow UI for ever. Here it is closed as KILLED.
+  run, and nothing else would. Here it is closed as KILLED.
 
 A trial's run is found by its tags (``trial_id`` under the sweep's parent run), which the trial sets
 when it opens the run, before its first epoch is reported.
