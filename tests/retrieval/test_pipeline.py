@@ -83,6 +83,16 @@ def test_tiny_clap_weights_do_not_depend_on_the_callers_torch_threads(cfg):
     assert not different, different
 
 
+def test_tiny_clap_trains_with_a_one_step_warm_up(cfg):
+    # 20 clips in batches of 4 for 2 epochs: 10 steps, whose 10% warm-up is one step, where
+    # OneCycleLR divided by zero (seen in benchmarks/precompute_engines.py's 1-epoch CLAP).
+    records = records_for(cfg, cfg.data.train_subset)[:20]
+    short = dataclasses.replace(cfg.retrieval.tiny, epochs=2, batch_size=4)
+    small = dataclasses.replace(cfg, retrieval=dataclasses.replace(cfg.retrieval, tiny=short))
+    _, stats = train_tiny_clap(records, small)
+    assert len(stats["epoch_losses"]) == 2 and all(loss == loss for loss in stats["epoch_losses"])
+
+
 def test_tiny_clap_recall_clearly_above_chance(cfg, clap):
     scores = audio_text_recall(clap, records_for(cfg, cfg.data.val_subset), cfg)
     assert scores["recall@5"] >= 2 * scores["chance@5"], scores

@@ -127,8 +127,11 @@ def contrastive_training(records: Sequence[Any], cfg: Config) -> tuple[TinyClap,
     load_seconds = time.perf_counter() - t0
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     steps_per_epoch = max(1, (len(records) + tcfg.batch_size - 1) // tcfg.batch_size)
+    total_steps = tcfg.epochs * steps_per_epoch
+    # OneCycleLR divides by (pct_start * total_steps - 1): zero for a one-step warm-up (10 steps)
+    pct_start = 0.1 if 0.1 * total_steps != 1 else 0.2
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=tcfg.lr, total_steps=tcfg.epochs * steps_per_epoch, pct_start=0.1
+        optimizer, max_lr=tcfg.lr, total_steps=total_steps, pct_start=pct_start
     )
     losses: list[float] = []
     t1, cpu1 = time.perf_counter(), time.process_time()
