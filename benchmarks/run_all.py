@@ -27,6 +27,7 @@ BENCHMARKS = [
     "inference_speedup",
     "train_step",
     "data_pipeline",
+    "precompute_engines",
     "serve_batching",
 ]
 

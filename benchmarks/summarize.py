@@ -27,6 +27,7 @@ ORDER = [
     "inference_speedup",
     "train_step",
     "data_pipeline",
+    "precompute_engines",
     "serve_batching",
 ]
 EXTRA_KEYS = ("recall_at_10", "latency_ms_per_clip", "p50_ms", "p99_ms", "build_s", "cache_build_s_once")

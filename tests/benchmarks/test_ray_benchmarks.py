@@ -39,6 +39,15 @@ def test_data_pipeline_quick_small(bench):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_precompute_engines_quick_small(bench):
+    data = bench("precompute_engines.py", "--quick", "--clips", "4", "--repeats", "2", "--warmup", "0")
+    assert {c["name"] for c in data["cases"]} == {"features/ray", "features/local", "clap/ray", "clap/local"}
+    assert [r["numerator"] for r in data["ratios"]] == ["features/local", "clap/local"]
+    assert all(c["items_per_repetition"] == 4 for c in data["cases"])
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(3600)  # Serve replicas took >15 min to come up at load average ~20 on 2 cores
 def test_serve_batching_quick_small(bench):
     data = bench(
@@ -83,6 +92,7 @@ def test_run_all_quick(tmp_path):
         "inference_speedup",
         "train_step",
         "data_pipeline",
+        "precompute_engines",
         "serve_batching",
     ):
         data = json.loads((tmp_path / f"{name}.json").read_text())

@@ -43,7 +43,8 @@ class RetrievalConfig:
     search_k: int = 15  # search deeper, then drop the clip's own captions (RECAP's rule)
     batch_size: int = 64
     # how clip audio is embedded for the precomputed lists: "ray" (Ray Data actor stage) | "local"
-    # (in this process: small sets, or a machine too loaded for Ray's 30 s raylet start-up limit)
-    embed_with: str = "ray"
+    # (in this process: small sets, or a machine too loaded for Ray's 30 s raylet start-up limit) |
+    # "auto" (local: the Ray stage runs on CPU too, where it was the slower; precompute_engine.py)
+    embed_with: str = "auto"
     ray_object_store_mb: int = 500  # a small object store: embeddings are tiny, the machine is shared
     tiny: TinyClapConfig = field(default_factory=TinyClapConfig)

@@ -1,4 +1,4 @@
-"""Embed the audio of many clips with a CLAP, in batches through Ray Data (or in-process).
+"""Embed the audio of many clips with a CLAP, in batches through Ray Data or in this process.
 
 Ray Data stage as a class (``__init__`` loads the CLAP once per actor, ``__call__(batch)`` decodes
 and embeds a batch), as in Ray's audio batch-inference example.
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from distillcaps.retrieval.clap import ClapEncoder
 
 
-# name -> fn(cfg, clap, paths) -> (N, E) float32; chosen by retrieval.embed_with
+# name -> fn(cfg, clap, paths) -> (N, E) float32; chosen by retrieval.embed_with ("ray", "local",
+# "auto": see distillcaps.precompute_engine)
 AUDIO_EMBEDDERS: Registry = Registry("audio embedder")
 
 
@@ -78,7 +79,7 @@ def embed_records_ray(
             fn_constructor_kwargs={"config": cfg.to_dict()},
             batch_size=cfg.retrieval.batch_size,
             batch_format="numpy",
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),  # `concurrency=` is deprecated (Ray 2.51)
             num_cpus=1,
         )
         rows = ds.take_all()
@@ -102,3 +103,13 @@ def embed_records_local(cfg: Config, clap: ClapEncoder, paths: Sequence[str]) ->
             )
             out.append(clap.embed_audio(waves, lengths).numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+@AUDIO_EMBEDDERS.register("auto")
+def embed_records_auto(cfg: Config, clap: ClapEncoder, paths: Sequence[str]) -> np.ndarray:
+    """embed_records_local: the Ray stage asks for no GPU, and on CPU this process was the faster
+    (distillcaps.precompute_engine)."""
+    from distillcaps.precompute_engine import runs_on_ray
+
+    embed = embed_records_ray if runs_on_ray("auto", on_gpu=False) else embed_records_local
+    return embed(cfg, clap, paths)

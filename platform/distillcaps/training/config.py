@@ -26,6 +26,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     gradient_checkpointing: bool = False
     feature_cache: bool = True  # frozen encoder outputs computed once; needs deterministic crops
+    # where the feature cache is computed: "ray" (a Ray Data stage) | "local" (this process) | "auto"
+    # (Ray Data for a GPU pass, else this process, the faster on CPU; distillcaps.precompute_engine)
+    encode_features_with: str = "auto"
     checkpoint_metric: str = "val_loss_student"  # best checkpoint kept by this (lower is better)
     max_failures: int = 1
     random_crop: bool = True  # training crops at random when the feature cache is off (else at 0)

@@ -1,6 +1,6 @@
 """Frozen-encoder feature cache: encoder outputs computed once per (dataset, encoder, audio settings).
 
-    feature_dir = ensure_features(cfg, records, subset="dev")   # computes on first use, via Ray Data
+    feature_dir = ensure_features(cfg, records, subset="dev")   # computes on first use
     cache = FeatureCache.open(feature_dir)                      # tokens (C, N, D), mask (C, N), grid
 
 Layout: ``cache_dir_for(cfg)/features/<key>/`` with ``tokens.npy`` (C, N, D) float32, ``mask.npy``
@@ -8,6 +8,11 @@ Layout: ``cache_dir_for(cfg)/features/<key>/`` with ``tokens.npy`` (C, N, D) flo
 written last. The key is a hash of: every clip's name, path, size and mtime; the encoder's identity
 (registry name, its config section and a fingerprint of its weights); and the audio settings
 (sample rate, crop length). Changing any of them gives a new folder, never stale features.
+
+Where the encoder runs (``train.encode_features_with``): a Ray Data stage (``EncodeFrozen``, on a GPU
+when training uses GPUs) or this process; "auto" uses Ray Data only for a GPU pass, since on CPU this
+process was the faster (``distillcaps.precompute_engine``). Both give the same features (one torch
+thread each, ``distillcaps.torch_threads``).
 
 Crops: the cache stores the deterministic crop (start at 0, as at evaluation). With the cache on,
 training therefore sees the same crop of each clip every epoch; random-crop training
@@ -90,10 +95,11 @@ def audio_settings(cfg: Config) -> dict[str, Any]:
     return {"sample_rate": cfg.data.sample_rate, "num_samples": num_samples(cfg), "crop": "start"}
 
 
-def ensure_features(cfg: Config, records: list[ClipRecord], subset: str, *, use_ray: bool = True) -> Path:
+def ensure_features(cfg: Config, records: list[ClipRecord], subset: str) -> Path:
     """The feature folder for these records (computed now if absent)."""
     from distillcaps.data.paths import cache_dir_for
     from distillcaps.model.encoders import build_audio_encoder
+    from distillcaps.precompute_engine import runs_on_ray
 
     encoder = build_audio_encoder(cfg)
     key = cache_key(records_identity(records), encoder_identity(cfg, encoder), audio_settings(cfg))
@@ -102,7 +108,7 @@ def ensure_features(cfg: Config, records: list[ClipRecord], subset: str, *, use_
         return target
     del encoder  # the Ray stage loads its own copy
     rows = [{"clip": i, "fname": r.fname, "path": str(r.path)} for i, r in enumerate(records)]
-    if use_ray:
+    if runs_on_ray(cfg.train.encode_features_with, on_gpu=cfg.train.use_gpu):
         tokens, mask, grid = encode_with_ray(cfg, rows)
     else:
         tokens, mask, grid = encode_locally(cfg, rows)
@@ -166,7 +172,7 @@ def encode_with_ray(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarr
 
 
 def encode_locally(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """The same stages without Ray (tests, or tools that run inside one process)."""
+    """The same stages in this process, one batch after another."""
     from distillcaps.training.data_pipeline import DecodeAudio, num_samples
 
     def batches():
