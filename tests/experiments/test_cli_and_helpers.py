@@ -84,6 +84,13 @@ def test_the_sweep_defaults_to_trials_that_asha_can_stop_early() -> None:
     assert config_source(parse()).load().train.epochs == 1  # the table scripts' 25-minute default
 
 
+def test_the_sweeps_half_cpu_workers_come_from_its_config_not_over_other_presets() -> None:
+    assert config_source(sweep_args()).load().train.cpus_per_worker == 0.5  # two trials on 2 cores
+    assert config_source(sweep_args("--quick")).load().train.cpus_per_worker == 0.5
+    paper = config_source(sweep_args("--config", "paper")).load()
+    assert paper.train.use_gpu and paper.train.cpus_per_worker == 4.0  # the GPU preset keeps its own
+
+
 def test_sweep_trials_at_once_default_to_what_the_cluster_holds(monkeypatch: pytest.MonkeyPatch) -> None:
     from distillcaps.config import load_config
     from distillcaps.experiments.sweep import trials_at_once

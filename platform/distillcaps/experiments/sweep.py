@@ -7,9 +7,10 @@ through ``distillcaps.training.train`` with ``TuneReportCallback``, which forwar
 ``train``) are different classes.
 
 Resources: a trial's function holds ``--trial-cpus`` (0.25: it mostly waits on its TorchTrainer);
-its Train worker asks for ``train.cpus_per_worker`` (0.5 by default here) and its Ray Data stages for
-``train.data_stage_cpus`` (0.25), so a trial needs 1 CPU and two run at once on 2 cores. By default
-as many trials run at once as the Ray cluster's CPUs (and GPUs, with ``train.use_gpu=true``) hold;
+its Train worker asks for ``train.cpus_per_worker`` (0.5 in the default config, sweep.yaml) and its
+Ray Data stages for ``train.data_stage_cpus`` (0.25), so a trial needs 1 CPU and two run at once on
+2 cores. By default as many trials run at once as the Ray cluster's CPUs (and GPUs, with
+``train.use_gpu=true``) hold;
 ``--max-concurrent`` asks for a number, refused up front on a local instance where it cannot fit
 (trials that took every CPU left none for their data stages, and their Train workers waited for
 their datasets until stopped). The search algorithm itself bounds the trials at once: Tune ignores
@@ -195,11 +196,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     num_samples = args.num_samples or (4 if args.quick else 12)
     metric, mode = cfg.train.checkpoint_metric, "min"
     out = output_dir(args, SCRIPT, cfg)
-    # Trials: one worker with half a CPU unless the user said otherwise (the trial itself holds 1).
-    user_keys = {o.split("=", 1)[0] for o in args.overrides}
+    # Trials are compared on their validation loss: the final evaluation would only cost time.
     trial_defaults = ["train.evaluate_after=false"]
-    if "train.cpus_per_worker" not in user_keys:
-        trial_defaults.append("train.cpus_per_worker=0.5")
     source = ConfigSource(source.path, [*source.overrides, *trial_defaults, *absolute_overrides(cfg)])
     cfg = source.load()
 
