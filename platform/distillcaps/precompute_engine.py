@@ -7,7 +7,7 @@ precomputed retrieval (``retrieval.embed_with``) and the frozen encoder's featur
 Why "auto" runs CPU passes here: a Ray Data pass first starts an actor that imports torch and loads
 the model (4-5 s per pass), and then took longer per clip than this process did as well (features
 19 against 16 ms, CLAP 8 against 7 ms), so on 2 cores the in-process pass was faster at both sizes
-measured: 7-17x at --quick's 48 clips, 1.7-2.2x at the default's 600 (``benchmarks/
+measured: 7-13x at --quick's 48 clips, 1.7-2.2x at the default's 600 (``benchmarks/
 precompute_engines.py``). Both run one model with one torch thread. What Ray Data adds is placement:
 a pass meant for a GPU (features with ``train.use_gpu``) goes to a GPU node that the calling process,
 a cluster's head node say, may not have.
