@@ -106,7 +106,7 @@ def ensure_features(cfg: Config, records: list[ClipRecord], subset: str) -> Path
     target = cache_dir_for(cfg) / "features" / key
     if (target / COMPLETE).is_file():
         return target
-    del encoder  # the Ray stage loads its own copy
+    del encoder  # either engine builds its own (a Ray actor cannot share this one); built for the key only
     rows = [{"clip": i, "fname": r.fname, "path": str(r.path)} for i, r in enumerate(records)]
     if runs_on_ray(cfg.train.encode_features_with, on_gpu=cfg.train.use_gpu):
         tokens, mask, grid = encode_with_ray(cfg, rows)
