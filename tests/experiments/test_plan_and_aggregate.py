@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from distillcaps.evaluation.diversity import diversity_report
 from distillcaps.experiments import paper_numbers
 from distillcaps.experiments.aggregate import format_mean_std, summarize
 from distillcaps.experiments.plan import PLANS, ExperimentPlan, RowSpec, TrainingSpec
 from distillcaps.experiments.plots import plot_inference_time, plot_results
 from distillcaps.experiments.results import (
+    COLLAPSED_MARK,
     ExperimentResults,
     RowResult,
     RunFailure,
@@ -141,6 +143,35 @@ def test_results_md_puts_the_paper_below_ours_and_names_failures() -> None:
     assert "train 'distill' (seed 1): RuntimeError: boom" in text
     assert "SPICE: no SPICE jars" in text
     assert "Data: synthetic." in text
+
+
+def _diversity(captions: list[str]) -> dict:
+    return {**diversity_report(captions), "num_clips": len(captions)}
+
+
+def test_results_md_flags_a_collapsed_model_row_and_json_holds_the_figures(tmp_path: Path) -> None:
+    results = _results()
+    healthy = [f"sound number {i}" for i in range(16)]
+    results.rows[0].diversity = {0: _diversity(healthy), 1: _diversity(healthy)}
+    results.rows[1].per_seed = {0: {"cider_d": 0.3}, 1: {"cider_d": 0.1}}
+    results.rows[1].diversity = {0: _diversity(healthy), 1: _diversity(["A dog barks."] * 16)}
+    # a data baseline says one caption for every clip by design: it has no diversity, never flagged
+    results.rows.append(RowResult("baseline:most_frequent_caption", {"Distillation": "data baseline"}))
+
+    lines = render_markdown(results).splitlines()
+    flagged = [line for line in lines if "ours (" in line and COLLAPSED_MARK in line]
+    assert len(flagged) == 1 and flagged[0].startswith("| ✓ | ✗ | ours (2/2 seeds) ⚠ collapsed |")
+    footnote = '- distill/no-rag, seed 1: 1 distinct of 16 captions; "a dog barks" on 100% of the clips'
+    assert footnote in lines
+    assert not any("baseline/no-rag, seed" in line for line in lines)
+
+    data = json.loads(write_results_json(results, tmp_path / "results.json").read_text())
+    rows = {r["name"]: r for r in data["rows"]}
+    collapsed = rows["distill/no-rag"]["diversity"]["1"]
+    assert collapsed["distinct_captions"] == 1 and collapsed["top_caption_share"] == 1.0
+    assert collapsed["top_caption"] == "a dog barks" and collapsed["collapsed"] is True
+    assert rows["baseline/no-rag"]["diversity"]["0"]["distinct_captions"] == 16
+    assert rows["baseline:most_frequent_caption"]["diversity"] == {}
 
 
 def test_plots_are_written(tmp_path: Path) -> None:

@@ -74,6 +74,11 @@ def test_ablate_dda_quick_end_to_end(tmp_path: Path, data_root: Path) -> None:
     for name in expected:
         assert set(rows[name]["per_seed"]["0"]) >= {"bleu_1", "bleu_4", "rouge_l", "cider_d"}
         assert rows[name]["std"]["cider_d"] is None  # one seed: no std
+        assert rows[name]["diversity"]["0"]["distinct_captions"] >= 1  # the collapse detector's figures
+        metrics_json = tmp_path / "out/runs" / name.replace("/", "_") / "seed0/metrics.json"
+        saved = json.loads(metrics_json.read_text())
+        assert {**saved["diversity"], "num_clips": saved["num_clips"]} == rows[name]["diversity"]["0"]
+    assert rows["baseline:most_frequent_caption"]["diversity"] == {}  # a data baseline, not a model
     assert rows["distill/no-rag"]["paper"]["Clotho"]["cider_d"] == 41.7
     assert len(data["trainings"]) == 4
 
@@ -89,6 +94,10 @@ def test_ablate_dda_quick_end_to_end(tmp_path: Path, data_root: Path) -> None:
         r for r in rows if r.startswith("baseline:")
     }
     assert all(r.data.tags["seed"] == "0" and "cider_d" in r.data.metrics for r in row_runs)
+    for run in row_runs:  # the runner's figures and evaluate()'s, prefixed like its scores
+        prefix = "eval_rag" if run.data.tags["rag_test"] == "True" else "eval"
+        names = {"distinct_captions", f"{prefix}_distinct_captions", f"{prefix}_top_caption_share"}
+        assert names <= set(run.data.metrics)
     assert {r.data.tags["mode"] for r in train_runs} == {"baseline", "rag", "distill", "rag+auto"}
 
 

@@ -54,6 +54,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(json.dumps({"metrics": result.metrics, "unavailable": result.unavailable}, indent=1))
     for name, baseline in result.baselines.items():
         print(f"baseline {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in baseline.metrics.items()))
+    d = result.diversity
+    collapsed = " (collapsed)" if d["collapsed"] else ""
+    print(
+        f"{d['distinct_captions']} distinct captions, the top one on {d['top_caption_share']:.0%}{collapsed}"
+    )
     print(f"predictions: {result.predictions_csv}")
     print(f"metrics: {output}")
     return 0

@@ -4,7 +4,8 @@
     result.metrics["cider_d"], result.baselines["most_frequent_caption"].metrics["cider_d"]
 
 Writes to ``output_dir``: ``predictions.csv`` (DCASE task 6: ``file_name,caption_predicted``),
-``metrics.json`` (``{"metrics", "unavailable", "num_clips", "rag", "baselines", ...}``) and
+``metrics.json`` (``{"metrics", "unavailable", "num_clips", "rag", "diversity", "baselines", ...}``;
+"diversity" is the collapse detector's figures, ``distillcaps.evaluation.diversity``) and
 ``samples.json`` (prediction next to references and retrieved captions). Two baselines are scored
 with every evaluation, so the numbers mean something:
   - most_frequent_caption: the training split's most frequent caption, for every clip;
@@ -37,6 +38,7 @@ class EvalResult:
     baselines: dict[str, MetricsResult] = field(default_factory=dict)
     baseline_unavailable: dict[str, str] = field(default_factory=dict)  # baseline -> why not computed
     skipped: list = field(default_factory=list)  # clips dropped by data.on_bad_audio=skip
+    diversity: dict[str, Any] = field(default_factory=dict)  # evaluation.diversity.diversity_report
 
 
 # Baseline scores depend only on the data: computed once per process (a run evaluates twice).
@@ -55,6 +57,7 @@ def evaluate(
     import torch
 
     from distillcaps.data import read_records, resolve_dataset_dir
+    from distillcaps.evaluation.diversity import diversity_report
     from distillcaps.evaluation.metrics import score_captions
     from distillcaps.model.distillcaps_model import DistillCapsModel
     from distillcaps.retrieval import load_retrieved
@@ -77,6 +80,7 @@ def evaluate(
         predictions = caption_records(model, records, retrieved, cfg, rag=rag, top_k=top_k)
     references = [list(r.captions) for r in records]
     scores = score_captions(predictions, references, cfg)
+    diversity = diversity_report(predictions)
 
     baselines, baseline_unavailable = {}, {}
     for name, captions in baseline_captions(cfg, root, records, retrieved).items():
@@ -96,6 +100,7 @@ def evaluate(
         "unavailable": scores.unavailable,
         "num_clips": len(records),
         "rag": rag,
+        "diversity": diversity,
         "subset": subset,
         "checkpoint": str(checkpoint),
         "tokenization": scores.tokenization,
@@ -115,6 +120,7 @@ def evaluate(
         baselines,
         baseline_unavailable,
         skipped,
+        diversity,
     )
     if run_id:
         log_to_mlflow(cfg, run_id, result, output_dir, samples, subset)
@@ -177,6 +183,12 @@ def write_predictions_csv(path: Path, records, predictions: list[str]) -> Path:
     return path
 
 
+def read_predictions_csv(path: Path) -> list[str]:
+    """The captions of a predictions CSV, in its row order."""
+    with open(path, newline="") as f:
+        return [row["caption_predicted"] for row in csv.DictReader(f)]
+
+
 def sample_table(records, predictions, retrieved, top_k: int, count: int) -> dict[str, list[str]]:
     rows = list(zip(records, predictions))[:count]
     return {
@@ -188,11 +200,13 @@ def sample_table(records, predictions, retrieved, top_k: int, count: int) -> dic
 
 
 def log_to_mlflow(cfg: Config, run_id: str, result: EvalResult, output_dir: Path, samples, subset) -> None:
+    from distillcaps.evaluation.diversity import DIVERSITY_METRICS
     from distillcaps.tracking import RunLogger, tracking_uri
 
     logger = RunLogger(tracking_uri(cfg), run_id)
     prefix = f"{subset}_rag" if result.rag else subset
     metrics = {f"{prefix}_{k}": v for k, v in result.metrics.items()}
+    metrics.update({f"{prefix}_{name}": result.diversity[name] for name in DIVERSITY_METRICS})
     for name, baseline in result.baselines.items():
         metrics.update({f"{subset}_baseline_{name}_{k}": v for k, v in baseline.metrics.items()})
     logger.log_metrics(metrics)

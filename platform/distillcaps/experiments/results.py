@@ -1,7 +1,8 @@
 """The results of one experiment invocation, and its two text outputs: results.json and results.md.
 
-results.json holds everything (every row, per-seed metrics, mean, std, failures); results.md is the
-paper's table layout with the paper's own numbers on the lines below ours, for reference only.
+results.json holds everything (every row, per-seed metrics, mean, std, caption diversity, failures);
+results.md is the paper's table layout with the paper's own numbers on the lines below ours, for
+reference only, and a marked row where the model collapsed (one caption for many clips) in any seed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distillcaps.evaluation.diversity import (
+    ACCEPTANCE_CLIPS,
+    MAX_TOP_CAPTION_SHARE,
+    MIN_DISTINCT_CAPTIONS,
+    is_collapsed,
+)
 from distillcaps.experiments.aggregate import Summary, format_mean_std, summarize
 
 METRIC_LABELS = {
@@ -22,6 +29,8 @@ METRIC_LABELS = {
     "spice": "SPICE",
     "spider": "SPIDEr",
 }
+
+COLLAPSED_MARK = "⚠ collapsed"
 
 
 @dataclass
@@ -45,9 +54,14 @@ class RowResult:
     unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why (never reported as 0)
     run_ids: dict[int, str] = field(default_factory=dict)  # seed -> MLflow child run
     paper: dict[str, dict[str, float | None]] = field(default_factory=dict)  # label -> paper's numbers (%)
+    # seed -> evaluation.diversity figures plus "num_clips"; data baselines have none (not models)
+    diversity: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> Summary:
         return summarize(self.per_seed)
+
+    def collapsed_seeds(self) -> list[int]:
+        return [seed for seed, d in sorted(self.diversity.items()) if is_collapsed(d, d["num_clips"])]
 
 
 @dataclass
@@ -91,6 +105,7 @@ class ExperimentResults:
                     "n": s.n,
                     "unavailable": r.unavailable,
                     "run_ids": {str(seed): rid for seed, rid in sorted(r.run_ids.items())},
+                    "diversity": {str(seed): d for seed, d in sorted(r.diversity.items())},
                     "paper": r.paper,
                 }
             )
@@ -137,11 +152,14 @@ def render_markdown(results: ExperimentResults) -> str:
         ]
         seeds_ok = len(r.per_seed)
         source = f"ours ({seeds_ok}/{n_seeds} seeds)"
+        if r.collapsed_seeds():
+            source += f" {COLLAPSED_MARK}"
         lines.append("| " + " | ".join([*(r.columns.get(c, "") for c in lead), source, *cells]) + " |")
         for label, numbers in r.paper.items():
             pcells = ["—" if numbers.get(m) is None else f"{numbers[m]:.1f}" for m in results.metrics]
             lines.append("| " + " | ".join([*("" for _ in lead), f"paper, {label}", *pcells]) + " |")
     lines.append("")
+    lines += collapse_footnote(results.rows)
     unavailable = {m: why for r in results.rows for m, why in r.unavailable.items()}
     if unavailable:
         lines.append("Unavailable metrics (not computed, never reported as 0):")
@@ -159,6 +177,25 @@ def render_markdown(results: ExperimentResults) -> str:
         lines.append(f"MLflow parent run: `{results.parent_run_id}`")
         lines.append("")
     return "\n".join(lines)
+
+
+def collapse_footnote(rows: list[RowResult]) -> list[str]:
+    """Lines naming each collapsed row × seed with its distinct count and its repeated caption."""
+    notes = []
+    for r in rows:
+        for seed in r.collapsed_seeds():
+            d = r.diversity[seed]
+            notes.append(
+                f"- {r.name}, seed {seed}: {d['distinct_captions']} distinct of {d['num_clips']} captions; "
+                f'"{d["top_caption"]}" on {d["top_caption_share"]:.0%} of the clips'
+            )
+    if not notes:
+        return []
+    bar = (
+        f"The bar: at least {MIN_DISTINCT_CAPTIONS} distinct captions on {ACCEPTANCE_CLIPS} clips, "
+        f"proportionally fewer on a smaller set, none on more than {MAX_TOP_CAPTION_SHARE:.0%} of the clips."
+    )
+    return [f"{COLLAPSED_MARK}: the model said one thing for many clips. {bar}", *notes, ""]
 
 
 def write_results_md(results: ExperimentResults, path: Path) -> Path:
