@@ -29,8 +29,9 @@ def fake_train(cfg: Config, *, run_name: str, parent_run_id: str, tags: dict) ->
     ckpt.mkdir(parents=True)
     (ckpt / "mode.txt").write_text(cfg.train.mode)
     return SimpleNamespace(
-        run_id=run_id, output_dir=ckpt, best_checkpoint=ckpt, last_checkpoint=ckpt, history=[]
-    )
+        run_id=run_id, output_dir=ckpt, best_checkpoint=ckpt, last_checkpoint=ckpt,
+        history=[{"epoch": 1, "val_loss_student": 1.5, "val_loss_teacher": 1.25 + cfg.seed}],
+    )  # fmt: skip
 
 
 def fake_evaluate(checkpoint: Path, cfg: Config, *, subset: str, rag: bool, output_dir: Path, **_: object):
@@ -38,6 +39,12 @@ def fake_evaluate(checkpoint: Path, cfg: Config, *, subset: str, rag: bool, outp
     score = (
         {"baseline": 0.2, "rag": 0.3, "distill": 0.4, "rag+auto": 0.35}[mode] + 0.1 * rag + 0.01 * cfg.seed
     )
+    # The "rag" model says one thing for every clip. Like the cross-domain evaluator, no diversity
+    # figures are returned: the runner reads them off predictions.csv.
+    captions = ["a dog barks"] * 16 if mode == "rag" else [f"sound number {i}" for i in range(16)]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"clip{i}.wav,{caption}\n" for i, caption in enumerate(captions))
+    (output_dir / "predictions.csv").write_text("file_name,caption_predicted\n" + rows)
     return SimpleNamespace(
         metrics={"bleu_1": score + 0.2, "cider_d": score},
         unavailable={"spice": "jars missing", "spider": "needs SPICE"},
@@ -70,10 +77,20 @@ def test_ablate_dda_layout_outputs_and_a_failed_training(tmp_path: Path, paralle
     assert rows["distill/rag"]["std"]["cider_d"] == pytest.approx(0.00707, abs=1e-5)
     assert list(rows["rag+auto/rag"]["per_seed"]) == ["0"]  # seed 1 failed, seed 0 kept
     assert rows["baseline:most_frequent"]["mean"]["cider_d"] == pytest.approx(0.05)
+    assert rows["rag/rag"]["diversity"]["1"]["distinct_captions"] == 1
+    assert rows["distill/rag"]["diversity"]["0"] == pytest.approx(
+        {"distinct_captions": 16, "top_caption_share": 0.0625, "top_caption": "sound number 0",
+         "top_caption_count": 1, "collapsed": False, "num_clips": 16}
+    )  # fmt: skip
     assert len([t for t in data["trainings"] if t["status"] == "ok"]) == 7  # 4 + 3 (one failed)
+    for t in data["trainings"]:  # each training's last validation losses, student and teacher
+        if t["status"] == "ok":
+            assert (t["val_loss_student"], t["val_loss_teacher"]) == (1.5, 1.25 + t["seed"])
     md = (out / "results.md").read_text()
     assert "| distill | ✓ | ✓ | ✗ | ours (2/2 seeds) | 60.5 ± 0.7 |" in md
     assert "Failed runs (3)" in md and "RuntimeError: worker died" in md
+    assert "| rag | ✗ | ✓ | ✓ | ours (2/2 seeds) ⚠ collapsed |" in md
+    assert "- rag/no-rag, seed 0: 1 distinct of 16 captions" in md
     assert (out / "results.png").stat().st_size > 1000
 
     client = MlflowClient(uri)
@@ -91,6 +108,7 @@ def test_ablate_dda_layout_outputs_and_a_failed_training(tmp_path: Path, paralle
     assert len(train_runs) == 7
     student = [c for c in rows_runs if c.data.tags["row"] == "distill/no-rag" and c.data.tags["seed"] == "1"]
     assert student[0].data.metrics["cider_d"] == pytest.approx(0.41)
+    assert student[0].data.metrics["distinct_captions"] == 16
     assert student[0].data.tags["script"] == "ablate_dda"
     assert student[0].data.tags["training_run_id"] in {t.info.run_id for t in train_runs}
 

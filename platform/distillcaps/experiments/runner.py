@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from distillcaps.config import Config, load_config
+from distillcaps.evaluation.diversity import DIVERSITY_METRICS, diversity_report
+from distillcaps.evaluation.evaluate import read_predictions_csv
 from distillcaps.experiments.outputs import finish_experiment
 from distillcaps.experiments.plan import ExperimentPlan, RowSpec, TrainingSpec
 from distillcaps.experiments.results import ExperimentResults, RowResult, RunFailure
@@ -273,9 +275,11 @@ def _train_group(
             if result is not None:
                 done[training.key] = Path(result.best_checkpoint)
                 checkpoint = portable_path(Path(result.best_checkpoint))
+                final = result.history[-1] if result.history else {}  # the last epoch's report
+                losses = {k: final.get(k) for k in ("val_loss_student", "val_loss_teacher")}
                 _record_training(
                     results, training, seed, seconds, status="ok", run_id=result.run_id,
-                    checkpoint=checkpoint, **group,
+                    checkpoint=checkpoint, **losses, **group,
                 )  # fmt: skip
                 log(f"[{plan.script}] train {training.key} seed {seed}: run {result.run_id}")
             elif index in outcome.failed:
@@ -355,6 +359,10 @@ def _evaluate_one(
         metrics = {k: float(v) for k, v in result.metrics.items() if v is not None}
         row.per_seed[seed] = metrics
         row.unavailable.update(dict(result.unavailable))
+        diversity = _diversity_of(result)
+        if diversity:
+            row.diversity[seed] = {**diversity, "num_clips": result.num_clips}
+            tracker.log_metrics(run_id, {k: diversity[k] for k in DIVERSITY_METRICS})
         tracker.log_metrics(run_id, metrics)
         tracker.log_metrics(
             run_id, {"eval_seconds": time.perf_counter() - start, "num_clips": result.num_clips}
@@ -362,11 +370,27 @@ def _evaluate_one(
         _record_baselines(results, getattr(result, "baselines", None) or {}, seed, spec)
         ok = True
         log(f"[{plan.script}] {spec.name} seed {seed}: " + _short(metrics))
+        if diversity.get("collapsed"):
+            log(
+                f"[{plan.script}] {spec.name} seed {seed}: collapsed, {diversity['distinct_captions']} "
+                f"distinct captions, {diversity['top_caption']!r} on {diversity['top_caption_share']:.0%}"
+            )
     except Exception as err:
         traceback.print_exc(file=sys.stderr)
         results.failures.append(RunFailure("evaluate", spec.name, seed, one_line(err)))
     finally:
         tracker.end(run_id, ok)
+
+
+def _diversity_of(result: Any) -> dict[str, Any]:
+    """evaluate()'s diversity figures; an evaluator without them (the cross-domain datastore one)
+    is judged from its predictions CSV, so every model row is checked for collapse."""
+    if getattr(result, "diversity", None):
+        return dict(result.diversity)
+    csv_path = getattr(result, "predictions_csv", None)
+    if csv_path and Path(csv_path).is_file():
+        return diversity_report(read_predictions_csv(Path(csv_path)))
+    return {}
 
 
 def _record_baselines(results: ExperimentResults, baselines: dict, seed: int, spec: RowSpec) -> None:
