@@ -79,3 +79,32 @@ def test_generation_prompts_are_left_padded_and_padding_never_matters():
     noisy[1, 2:] = 1e4
     q = b.build(noisy, mask, padding_side="left")
     assert torch.equal(p.inputs_embeds[p.attention_mask.bool()], q.inputs_embeds[q.attention_mask.bool()])
+
+
+def byte_level_bpe():
+    """A GPT-2-style tokenizer (byte-level BPE, SmolLM2's and LLaMA-3's kind), trained here."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )  # fmt: skip
+    tok.train_from_iterator(CAPTIONS + PROMPT_TEXT * 5, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+
+def test_a_caption_gets_the_ids_it_has_after_the_prompt_in_one_piece():
+    """With a BPE tokenizer, encoding "Detailed: " and "a dog" apart gives a lone space id and a
+    word-start id never seen in running text; the caption must get the ids of the joint text."""
+    from distillcaps.model.prompts import PromptTokens
+
+    for tokenizer in (byte_level_bpe(), train_caption_tokenizer(CAPTIONS + PROMPT_TEXT, 300)):
+        tokens = PromptTokens(tokenizer, PromptConfig())
+        caption = "a dog barks twice near a fence"
+        joint = tokenizer("\n---\nDetailed: " + caption, add_special_tokens=False).input_ids
+        assert tokens.after_ids + tokens.caption_ids(caption)[:-1] == joint
+        assert tokenizer.decode(tokens.caption_ids(caption)[:-1]).strip() == caption

@@ -1,6 +1,6 @@
 """Student and teacher prompts, assembled as LLM input embeddings with the audio tokens spliced in.
 
-    student:  <bos> "Describe the detail of this audio:" [audio tokens] "\\n---\\nDetailed: " caption <eos>
+    student:  <bos> "Describe the detail of this audio:" [audio tokens] "\\n---\\nDetailed:" " caption" <eos>
     teacher:  <bos> "Similar audios sound like:\\n\\n{c1}\\n\\n{c2}\\n\\n{c3}\\n\\n" + the student prompt
 
 Each clip brings its own number of audio tokens (a valid-token mask); only the valid ones are
@@ -34,10 +34,17 @@ class PromptBatch:
     caption_positions: torch.Tensor | None = None  # (B, C) long: position whose logits predict token c
 
 
-class PromptBuilder:
-    """Tokenises prompts and captions and splices audio embeddings in at the placeholder."""
+class PromptTokens:
+    """The prompts' token ids, text only (no embeddings): one tokenisation for training, generation,
+    the tiny LM's pretraining documents and the context diagnostic.
 
-    def __init__(self, tokenizer, prompt: PromptConfig, embed_tokens: nn.Module) -> None:
+    A row is ``prefix_ids(retrieved) + [audio tokens] + after_ids + caption_ids(caption)``. The
+    student prompt's trailing space ("Detailed: ") belongs to the caption: a caption is encoded
+    *after* the prompt's last word, so a BPE tokenizer gives it the word-initial ids ("Ġa Ġdog") it
+    gives the same text in one piece, never a lone space followed by "a".
+    """
+
+    def __init__(self, tokenizer, prompt: PromptConfig) -> None:
         if prompt.student.count(prompt.audio_placeholder) != 1:
             raise ValueError(
                 f"model.prompt.student must contain {prompt.audio_placeholder!r} exactly once: "
@@ -49,8 +56,11 @@ class PromptBuilder:
             )
         self.tokenizer = tokenizer
         self.prompt = prompt
-        self.embed_tokens = embed_tokens
-        self.before_audio, self.after_audio = prompt.student.split(prompt.audio_placeholder)
+        self.before_audio, after_audio = prompt.student.split(prompt.audio_placeholder)
+        self.after_audio = after_audio.rstrip(
+            " "
+        )  # the prompt's text; its trailing space goes with the caption
+        self.caption_lead = after_audio[len(self.after_audio) :]
         self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
         self.after_ids = self.encode(self.after_audio)
 
@@ -61,9 +71,44 @@ class PromptBuilder:
         captions = self.prompt.caption_separator.join(normalize_caption(c) for c in retrieved)
         return self.prompt.teacher_prefix.replace("{captions}", captions)
 
+    def prefix_ids(self, contexts: Sequence[Sequence[str] | None]) -> list[list[int]]:
+        """<bos> + [teacher prefix with the row's captions] + the text before the audio, per row
+        (None: the student prompt)."""
+        texts = [(self.teacher_text(c) if c is not None else "") + self.before_audio for c in contexts]
+        # the student prefix is the same for every row: tokenise each distinct text once
+        unique = list(dict.fromkeys(texts))
+        encoded = dict(zip(unique, self.tokenizer(unique, add_special_tokens=False).input_ids))
+        return [self.bos + encoded[t] for t in texts]
+
     def caption_ids(self, caption: str) -> list[int]:
-        ids = self.encode(normalize_caption(caption))[: self.prompt.max_caption_tokens]
-        return ids + [self.tokenizer.eos_token_id]
+        """The caption's ids as they follow `after_ids` in one tokenisation, cut at
+        max_caption_tokens, then eos."""
+        text = normalize_caption(caption)
+        joint = self.encode(self.after_audio + self.caption_lead + text)
+        n = len(self.after_ids)
+        # a tokenizer whose ids for the prompt change with what follows it: encode the caption alone
+        ids = joint[n:] if joint[:n] == self.after_ids else self.encode(self.caption_lead + text)
+        return ids[: self.prompt.max_caption_tokens] + [self.tokenizer.eos_token_id]
+
+
+class PromptBuilder:
+    """Splices audio embeddings into the tokenised prompts (`PromptTokens`) at the placeholder."""
+
+    def __init__(self, tokenizer, prompt: PromptConfig, embed_tokens: nn.Module) -> None:
+        self.tokens = PromptTokens(tokenizer, prompt)
+        self.tokenizer = tokenizer
+        self.prompt = prompt
+        self.embed_tokens = embed_tokens
+        self.after_ids = self.tokens.after_ids
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokens.encode(text)
+
+    def teacher_text(self, retrieved: Sequence[str]) -> str:
+        return self.tokens.teacher_text(retrieved)
+
+    def caption_ids(self, caption: str) -> list[int]:
+        return self.tokens.caption_ids(caption)
 
     def build(
         self,
@@ -74,11 +119,7 @@ class PromptBuilder:
         padding_side: Literal["right", "left"] = "right",
     ) -> PromptBatch:
         batch = audio_embeds.shape[0]
-        texts_before = [
-            (self.teacher_text(retrieved[i]) if retrieved is not None else "") + self.before_audio
-            for i in range(batch)
-        ]
-        before = [self.bos + ids for ids in self._encode_many(texts_before)]
+        before = self.tokens.prefix_ids(list(retrieved) if retrieved is not None else [None] * batch)
         targets = [self.caption_ids(c) for c in captions] if captions is not None else [[]] * batch
         num_audio = audio_mask.sum(dim=1).tolist()
         lengths = [
@@ -113,12 +154,6 @@ class PromptBuilder:
             out.caption_mask = out.caption_mask.to(device)
             out.caption_positions = out.caption_positions.to(device)
         return out
-
-    def _encode_many(self, texts: list[str]) -> list[list[int]]:
-        # The student prefix is the same for every row: tokenise it once.
-        unique = list(dict.fromkeys(texts))
-        encoded = dict(zip(unique, self.tokenizer(unique, add_special_tokens=False).input_ids))
-        return [encoded[t] for t in texts]
 
 
 def _pad_targets(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

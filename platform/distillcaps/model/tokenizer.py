@@ -5,9 +5,12 @@ One rule turns any caption into the form the model is trained on and generates
 Targets, retrieved captions and generated text all pass through it, so training and
 post-processing can never disagree.
 
-The tiny preset's tokenizer is a byte-level BPE trained with `tokenizers` on the training
-captions plus the prompt text (so the prompt words are a few tokens each), wrapped as a
-`PreTrainedTokenizerFast` with pad/bos/eos so `save_pretrained` / `from_pretrained` work.
+The tiny preset's tokenizer is word-level: one id per space-separated word, each newline its own
+token (they separate the captions of the teacher prompt), trained with `tokenizers` on the training
+captions plus the prompt text and wrapped as a `PreTrainedTokenizerFast` with pad/bos/eos/unk so
+`save_pretrained` / `from_pretrained` work. One id per word keeps the sequences short and makes a
+word copied from the prompt one token, the unit a 2-layer LM can learn to copy; a word's id never
+depends on what precedes it, so a caption gets the same ids alone or after "Detailed: ".
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # imported where used: normalize_caption alone must not pay for transformers
     from transformers import PreTrainedTokenizerFast
 
-PAD, BOS, EOS = "<pad>", "<s>", "</s>"
-SPECIAL_TOKENS = [PAD, BOS, EOS]
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]
 
 _NOT_WORD = re.compile(r"[^\w\s']")  # punctuation and symbols; apostrophes stay ("man's")
 _SPACES = re.compile(r"\s+")
@@ -33,29 +36,27 @@ def normalize_caption(text: str) -> str:
 
 
 def train_caption_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE over `texts` (captions and prompt text), wrapped for transformers.
-
-    No prefix space: a caption is tokenised on its own after the prompt, the same way in
-    pretraining, training and generation, so its first word always gets the same ids.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """Word-level vocabulary of at most `vocab_size` ids over `texts` (captions and prompt text),
+    wrapped for transformers. Words outside it (rare ones when capped) become <unk>."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    # transformers 5 does not add the decoder: without it decoded text keeps the "Ġ" markers.
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+    tok = Tokenizer(models.WordLevel(unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"[ \t]+"), behavior="removed"),  # spaces only separate words
+            pre_tokenizers.Split(Regex(r"\n"), behavior="isolated"),  # a newline is a token
+        ]
     )
+    # decoded words are joined by one space (the WordPiece decoder with no "##" pieces does that)
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
     tok.train_from_iterator(list(texts), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token=PAD,
         bos_token=BOS,
         eos_token=EOS,
+        unk_token=UNK,
         padding_side="right",
     )
