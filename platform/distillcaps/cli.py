@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "distillcaps.training.cli",
     "distillcaps.evaluation.cli",
     "distillcaps.model.cli",
+    "distillcaps.model.diagnose_cli",
 ]
 
 
