@@ -40,11 +40,11 @@ TINY_LLM = dict(hidden_size=48, num_layers=2, num_heads=4, intermediate_size=96,
 
 def save_tiny_llm(directory: Path, captions=CAPTIONS, epochs: int = 150) -> Path:
     """Tokenizer + Llama pretrained on `captions`, saved with save_pretrained (the real `hf` format)."""
-    llm_cfg = LLMConfig(**TINY_LLM, pretrain_epochs=epochs, pretrain_batch_size=8, pretrain_lr=1e-2)
-    tokenizer = train_caption_tokenizer(list(captions) + PROMPT_TEXT * 10, llm_cfg.vocab_size)
+    llm_cfg = LLMConfig(**TINY_LLM)
+    tokenizer = train_caption_tokenizer(list(captions) + PROMPT_TEXT, llm_cfg.vocab_size)
     torch.manual_seed(0)
     model = tiny_llama(llm_cfg, tokenizer)
-    train_causal_lm(model, tokenizer, captions, llm_cfg, seed=0)
+    train_causal_lm(model, tokenizer, captions, steps=epochs, lr=1e-2, batch_size=8, seed=0)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

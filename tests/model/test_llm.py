@@ -45,7 +45,7 @@ def tiny_llm_overrides(dataset_dir, cache_dir) -> list[str]:
         "model.llm.num_heads=2",
         "model.llm.intermediate_size=64",
         "model.llm.vocab_size=300",
-        "model.llm.pretrain_epochs=40",
+        "model.llm.pretrain_steps=120",
         "model.llm.pretrain_batch_size=8",
         "model.llm.pretrain_lr=0.01",
     ]
@@ -57,8 +57,9 @@ def test_ensure_tiny_llm_pretrains_once_and_caches_by_captions(tmp_path):
     assert path.parent == tmp_path / "cache" / "pretrained" and path.name.startswith("tiny-llm-")
     meta = json.loads((path / "pretraining.json").read_text())
     assert meta["num_captions"] == len(CAPTIONS)
-    assert meta["train_loss"][-1] < 0.5 * meta["train_loss"][0]  # it learned from the captions
-    assert meta["val_loss"] and meta["best_epoch"] == 1 + meta["val_loss"].index(min(meta["val_loss"]))
+    losses = meta["loss_every_100_steps"]
+    assert meta["steps"] == 120 and losses[-1] < 0.85 * losses[0]  # it learned from the rows
+    assert meta["diagnosis"] is None  # one caption per clip: no `own` context to diagnose with
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert ensure_tiny_llm(cfg) == path and (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
@@ -66,7 +67,8 @@ def test_ensure_tiny_llm_pretrains_once_and_caches_by_captions(tmp_path):
     base = load_base_llm(path)
     tok = base.tokenizer
     ids = tok(CAPTIONS[0], add_special_tokens=False).input_ids
-    assert tok.decode(ids) == CAPTIONS[0]  # ByteLevel decoder: no "Ġ" markers
+    assert tok.decode(ids) == CAPTIONS[0]  # words joined by one space
+    assert len(ids) == len(CAPTIONS[0].split())  # word-level: one id per word
     assert all(not p.requires_grad for p in base.model.parameters())
 
     other = tiny_llm_cfg(write_jsonl_dataset(tmp_path / "data2", CAPTIONS[:-1]), tmp_path / "cache")
@@ -122,43 +124,31 @@ def test_build_llm_trains_only_lora_on_the_configured_modules(llm_dir):
     assert path == str(llm_dir)
 
 
-def test_caption_documents_use_the_teacher_layout_with_the_clips_own_captions():
-    from random import Random
-
-    from distillcaps.model.config import PromptConfig
-    from distillcaps.model.llm import caption_documents
-
-    prompt = PromptConfig()
-    clips = [CAPTIONS[:5], CAPTIONS[5:6], CAPTIONS[6:8]]
-    docs = caption_documents(clips, prompt, Random(0))
-    assert len(docs) == 2  # a clip with one caption has nothing to put in context
-    context, _, target = docs[0].partition(prompt.student.replace(prompt.audio_placeholder, " "))
-    assert context.startswith("Similar audios sound like:\n\n")
-    listed = context.removeprefix("Similar audios sound like:\n\n").strip().split("\n\n")
-    assert len(listed) == 3 and target in CAPTIONS[:5] and target not in listed
-    assert set(listed) < set(CAPTIONS[:5])
-
-
-def test_pretraining_stops_early_and_keeps_the_best_validation_epoch():
+def test_the_schedule_warms_up_and_anneals_to_zero_at_the_last_step():
     from distillcaps.model.config import LLMConfig
-    from distillcaps.model.llm import encode_texts, mean_loss, tiny_llama, train_causal_lm
+    from distillcaps.model.llm import tiny_llama, train_steps
     from distillcaps.model.tokenizer import train_caption_tokenizer
 
-    llm_cfg = LLMConfig(
-        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_size=300,
-        pretrain_epochs=60, pretrain_batch_size=4, pretrain_lr=1e-2, pretrain_patience=2,
-    )  # fmt: skip
-    # unseen validation captions: memorising the 6 training ones soon stops helping them
-    train, val = CAPTIONS[:6], CAPTIONS[6:]
+    llm_cfg = LLMConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, vocab_size=200)
     tokenizer = train_caption_tokenizer(CAPTIONS, llm_cfg.vocab_size)
-    torch.manual_seed(0)
     model = tiny_llama(llm_cfg, tokenizer)
-    history = train_causal_lm(model, tokenizer, train, llm_cfg, seed=0, val_texts=val)
-    assert len(history.train) < llm_cfg.pretrain_epochs  # stopped early
-    assert len(history.val) - history.best_epoch == llm_cfg.pretrain_patience
-    assert history.val[history.best_epoch - 1] == min(history.val)
-    kept = mean_loss(model, encode_texts(tokenizer, val), tokenizer.pad_token_id, 4)
-    assert kept == pytest.approx(min(history.val), rel=1e-5)  # the best epoch's weights, not the last
+    rows = [[tokenizer.bos_token_id] + tokenizer(c).input_ids for c in CAPTIONS]
+    rates = []
+    original = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = recording_step
+    try:
+        losses = train_steps(model, iter([rows] * 40), 40, 1e-2, tokenizer.pad_token_id)
+    finally:
+        torch.optim.AdamW.step = original
+    assert len(losses) == 40 and losses[-1] < losses[0]
+    peak = rates.index(max(rates))
+    assert 0 < peak < 5 and max(rates) == pytest.approx(1e-2)  # warm-up over 5% (at least 2 steps)
+    assert rates[-1] < 0.01 * max(rates) and rates[-1] == min(rates[peak:])  # annealed at the end
 
 
 def test_pretrain_tiny_llm_refuses_a_flat_caption_list(tmp_path):
@@ -169,17 +159,15 @@ def test_pretrain_tiny_llm_refuses_a_flat_caption_list(tmp_path):
         pretrain_tiny_llm(CAPTIONS, LLMConfig(), PromptConfig(), 0, tmp_path)
 
 
-@pytest.mark.parametrize("epochs", [1, 3, 20])
-def test_pretraining_with_very_few_steps_runs(epochs):
+@pytest.mark.parametrize("steps", [1, 3, 20])
+def test_pretraining_with_very_few_steps_runs(steps):
     """1, 3 and 20 steps: OneCycleLR's 5% warm-up used to divide by zero at 20 steps or fewer."""
     from distillcaps.model.config import LLMConfig
     from distillcaps.model.llm import tiny_llama, train_causal_lm
     from distillcaps.model.tokenizer import train_caption_tokenizer
 
-    llm_cfg = LLMConfig(
-        hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, vocab_size=200,
-        pretrain_epochs=epochs, pretrain_batch_size=8, pretrain_lr=1e-2,
-    )  # fmt: skip
+    llm_cfg = LLMConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, vocab_size=200)
     tokenizer = train_caption_tokenizer(CAPTIONS, llm_cfg.vocab_size)
-    history = train_causal_lm(tiny_llama(llm_cfg, tokenizer), tokenizer, CAPTIONS, llm_cfg, seed=0)
-    assert len(history.train) == epochs and all(math.isfinite(x) for x in history.train)
+    model = tiny_llama(llm_cfg, tokenizer)
+    losses = train_causal_lm(model, tokenizer, CAPTIONS, steps=steps, lr=1e-2, batch_size=8, seed=0)
+    assert len(losses) == steps and all(math.isfinite(x) for x in losses)

@@ -37,7 +37,7 @@ def build_bases(root: Path) -> tuple[Path, Path]:
     from distillcaps.model.llm import pretrain_tiny_llm
 
     llm_dir, encoder_dir = root / "tiny-llm", root / "tiny-encoder"
-    llm_cfg = LLMConfig(**LLM, pretrain_epochs=30, pretrain_batch_size=6, pretrain_lr=1e-2)
+    llm_cfg = LLMConfig(**LLM, pretrain_steps=60, pretrain_batch_size=6, pretrain_lr=1e-2)
     llm_dir.mkdir(parents=True, exist_ok=True)
     pretrain_tiny_llm([[c] for c in CAPTIONS], llm_cfg, PromptConfig(), 0, llm_dir)
     torch.manual_seed(0)

@@ -13,13 +13,12 @@ peft LoRA.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -107,7 +106,6 @@ def ensure_tiny_llm(cfg) -> Path:
     try:
         clips = len(source.train_clips)
         print(f"pretraining the tiny LLM on {clips} clips' captions (cached in {out})", flush=True)
-        progress = partial(print, flush=True)
         meta = pretrain_tiny_llm(
             source.train_clips,
             cfg.model.llm,
@@ -115,9 +113,17 @@ def ensure_tiny_llm(cfg) -> Path:
             cfg.model.llm.pretrain_seed,
             tmp,
             val_clips=source.val_clips,
-            progress=progress,
+            top_k=cfg.retrieval.top_k,
+            progress=partial(print, flush=True),
         )
-        print(f"  kept epoch {meta['best_epoch']} of {meta['epochs_run']} ({meta['seconds']} s)", flush=True)
+        print(f"  {meta['steps']} steps in {meta['seconds']} s", flush=True)
+        if meta["diagnosis"] is not None:
+            ce, induction = meta["diagnosis"]["context_ce"], meta["diagnosis"]["induction_ce"]
+            print(
+                f"  validation caption CE own {ce['own']:.3f}, random {ce['random']:.3f}, "
+                f"none {ce['none']:.3f}; induction {induction:.3f}",
+                flush=True,
+            )
         try:
             os.rename(tmp, out)  # atomic: a reader sees the whole directory or nothing
         except OSError:
@@ -135,76 +141,70 @@ def pretrain_tiny_llm(
     seed: int,
     out_dir: Path,
     val_clips: Sequence[Sequence[str]] = (),
+    top_k: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Train tokenizer + Llama on the clips' captions and save both to `out_dir`.
 
-    `train_clips` / `val_clips`: the captions of each clip (a list per clip). The corpus is every
-    caption alone plus, with `pretrain_documents`, one caption document per clip (see
-    `caption_documents`). With `val_clips`, training stops once their loss has not improved for
-    `pretrain_patience` epochs and the best epoch's weights are kept.
+    `train_clips` / `val_clips`: the captions of each clip (a list per clip). The rows are drawn by
+    `PretrainCorpus` (caption documents with own / neighbour / random / no context, and repeated
+    random-word sequences) for `pretrain_steps` steps under one warm-up + cosine schedule that ends
+    at the last step, whose weights are kept. The context diagnostic of the validation clips (the
+    training clips without them) is recorded in pretraining.json.
     """
+    from distillcaps.model.context_diagnostic import diagnose_context
+    from distillcaps.model.pretrain_corpus import CorpusMix, PretrainCorpus
+    from distillcaps.model.prompts import PromptTokens
+
     if train_clips and isinstance(train_clips[0], str):
         raise TypeError("pretrain_tiny_llm takes a list of caption lists (one per clip), not a flat list")
-    rng = random.Random(seed)
     captions = [c for clip in train_clips for c in clip]
-    train_texts = captions + (
-        caption_documents(train_clips, prompt, rng) if llm_cfg.pretrain_documents else []
+    prompt_text = [prompt.student.replace(prompt.audio_placeholder, " "), prompt.teacher_prefix]
+    tokenizer = train_caption_tokenizer(captions + prompt_text, llm_cfg.vocab_size)
+    tokens = PromptTokens(tokenizer, prompt)
+    mix = CorpusMix(
+        max_context=llm_cfg.pretrain_max_context, induction_share=llm_cfg.pretrain_induction_share
     )
-    val_texts = [c for clip in val_clips for c in clip]
-    if llm_cfg.pretrain_documents:
-        val_texts += caption_documents(val_clips, prompt, rng)
-    prompt_text = [
-        prompt.student.replace(prompt.audio_placeholder, " "),
-        prompt.teacher_prefix.replace("{captions}", " "),
-    ]
-    tokenizer = train_caption_tokenizer(captions + prompt_text * 50, llm_cfg.vocab_size)
+    corpus = PretrainCorpus(train_clips, tokens, mix)
     model = tiny_llama(llm_cfg, tokenizer)
     started = time.perf_counter()
-    # a fixed thread count, like every cached build (measured: the same weights on 1 and 2 threads
-    # at the tiny preset, where the tiny CLAP's differed; see distillcaps.torch_threads)
+    # a fixed thread count, like every cached build (see distillcaps.torch_threads)
     with torch.random.fork_rng(), build_threads() as threads:
         torch.manual_seed(seed)
         model.apply(model._init_weights)  # reproducible from the seed alone
-        history = train_causal_lm(
-            model, tokenizer, train_texts, llm_cfg, seed, val_texts=val_texts, progress=progress
+        losses = train_steps(
+            model,
+            corpus.batches(llm_cfg.pretrain_batch_size, random.Random(seed)),
+            llm_cfg.pretrain_steps,
+            llm_cfg.pretrain_lr,
+            tokenizer.pad_token_id,
+            progress=progress,
+        )
+        diagnosed = [c for c in (val_clips or train_clips) if len(c) >= 2]  # `own` needs two captions
+        diagnosis = (
+            diagnose_context(model, tokens, diagnosed, None, top_k=top_k, seed=seed, name="tiny")
+            if len(diagnosed) >= 2
+            else None
         )
     model.eval()
     model.save_pretrained(out_dir)  # before any LoRA wrapping, so the keys are the plain Llama's
     tokenizer.save_pretrained(out_dir)
     meta = {
+        "num_clips": len(corpus.clips),
         "num_captions": len(captions),
-        "num_documents": len(train_texts) - len(captions),
-        "num_val_texts": len(val_texts),
-        "max_epochs": llm_cfg.pretrain_epochs,
-        "epochs_run": len(history.train),
-        "best_epoch": history.best_epoch,
-        "train_loss": history.train,
-        "val_loss": history.val,
+        "vocabulary": len(tokenizer),
+        "steps": llm_cfg.pretrain_steps,
+        "batch_size": llm_cfg.pretrain_batch_size,
+        "loss_every_100_steps": [
+            round(sum(losses[i : i + 100]) / len(losses[i : i + 100]), 4) for i in range(0, len(losses), 100)
+        ],
+        "diagnosis": diagnosis.to_dict() if diagnosis is not None else None,
         "seconds": round(time.perf_counter() - started, 1),
         "torch_threads": threads,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     (out_dir / "pretraining.json").write_text(json.dumps(meta, indent=2))
     return meta
-
-
-def caption_documents(clips: Sequence[Sequence[str]], prompt: PromptConfig, rng: random.Random) -> list[str]:
-    """One text per clip with two or more captions, laid out as the teacher prompt without audio:
-    up to three of its captions as the "similar audios" context, then the student prompt and another
-    of its captions. LLaMA brings the skill of using captions placed in its prompt from generic
-    pretraining; a LM pretrained on isolated captions has never seen text in its context inform what
-    follows, and its teacher branch was worse than the audio-only student (docs/model.md)."""
-    documents = []
-    for clip in clips:
-        if len(clip) < 2:
-            continue
-        shuffled = list(clip)
-        rng.shuffle(shuffled)
-        target, context = shuffled[0], shuffled[1:4]
-        prefix = prompt.teacher_prefix.format(captions=prompt.caption_separator.join(context))
-        documents.append(prefix + prompt.student.replace(prompt.audio_placeholder, " ") + target)
-    return documents
 
 
 def tiny_llama(llm_cfg: LLMConfig, tokenizer) -> LlamaForCausalLM:
@@ -224,81 +224,55 @@ def tiny_llama(llm_cfg: LLMConfig, tokenizer) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
-@dataclass
-class PretrainHistory:
-    train: list[float]  # mean training loss per epoch
-    val: list[float]  # mean validation loss per epoch (empty without validation texts)
-    best_epoch: int  # 1-based epoch whose weights were kept
-
-
-def train_causal_lm(
+def train_steps(
     model: nn.Module,
-    tokenizer,
-    texts: Sequence[str],
-    llm_cfg: LLMConfig,
-    seed: int,
-    val_texts: Sequence[str] = (),
+    batches: Iterator[list[list[int]]],
+    steps: int,
+    lr: float,
+    pad_id: int,
     progress: Callable[[str], None] | None = None,
-) -> PretrainHistory:
-    """Next-token training, one text per sequence, for up to `pretrain_epochs`; with `val_texts`,
-    early stopping on their loss (patience `pretrain_patience`) and the best epoch's weights kept."""
-    rows = encode_texts(tokenizer, texts)
-    val_rows = encode_texts(tokenizer, val_texts)
-    batch_size = llm_cfg.pretrain_batch_size
-    steps = llm_cfg.pretrain_epochs * math.ceil(len(rows) / batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=llm_cfg.pretrain_lr, weight_decay=0.01)
-    if steps >= 4:  # warm up over 5% of the steps, at least 2 (OneCycleLR divides by zero with fewer)
+) -> list[float]:
+    """`steps` AdamW steps of next-token loss on rows of token ids; warm-up over 5% of the steps
+    (at least 2), then cosine to zero at the last step. Returns the loss of every step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    if steps >= 4:  # OneCycleLR divides by zero with fewer than 2 warm-up steps
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=llm_cfg.pretrain_lr, total_steps=steps, pct_start=max(0.05, 2 / steps)
+            optimizer, max_lr=lr, total_steps=steps, pct_start=max(0.05, 2 / steps), anneal_strategy="cos"
         )
     else:  # a handful of steps: no schedule to speak of
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    order = random.Random(seed)
-    history = PretrainHistory(train=[], val=[], best_epoch=0)
-    best_state = None
-    for epoch in range(llm_cfg.pretrain_epochs):
-        model.train()
-        total, count = 0.0, 0
-        for batch in length_grouped_batches(rows, batch_size, order):
-            loss = causal_lm_loss(model, batch, tokenizer.pad_token_id)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            total, count = total + loss.item(), count + 1
-        history.train.append(total / max(count, 1))
-        if not val_rows:
-            history.best_epoch = epoch + 1
-            continue
-        history.val.append(mean_loss(model, val_rows, tokenizer.pad_token_id, batch_size))
-        if progress is not None:
-            progress(
-                f"  epoch {epoch + 1}/{llm_cfg.pretrain_epochs}: "
-                f"train loss {history.train[-1]:.3f}, val loss {history.val[-1]:.3f}"
-            )
-        if history.val[-1] <= min(history.val):
-            history.best_epoch, best_state = epoch + 1, {k: v.clone() for k, v in model.state_dict().items()}
-        elif epoch + 1 - history.best_epoch >= llm_cfg.pretrain_patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history
+    model.train()
+    losses = []
+    for step in range(steps):
+        loss = causal_lm_loss(model, next(batches), pad_id)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if progress is not None and ((step + 1) % 500 == 0 or step + 1 == steps):
+            recent = losses[-100:]
+            progress(f"  step {step + 1}/{steps}: loss {sum(recent) / len(recent):.3f}")
+    model.eval()
+    return losses
 
 
-def length_grouped_batches(
-    rows: list[list[int]], batch_size: int, rng: random.Random, group: int = 16
-) -> list[list[list[int]]]:
-    """Shuffled batches of similar-length rows: captions (~15 tokens) and caption documents (~70)
-    padded together would make almost every batch document-wide (5x the work)."""
-    order = list(rows)
-    rng.shuffle(order)
-    batches = []
-    for start in range(0, len(order), batch_size * group):
-        chunk = sorted(order[start : start + batch_size * group], key=len)
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
+def train_causal_lm(
+    model: nn.Module, tokenizer, texts: Sequence[str], steps: int, lr: float, batch_size: int, seed: int
+) -> list[float]:
+    """`train_steps` on plain texts (<bos> text <eos>), cycling through them in shuffled order."""
+    rows = encode_texts(tokenizer, texts)
+    rng = random.Random(seed)
+
+    def batches() -> Iterator[list[list[int]]]:
+        while True:
+            order = list(rows)
+            rng.shuffle(order)
+            for start in range(0, len(order), batch_size):
+                yield order[start : start + batch_size]
+
+    return train_steps(model, batches(), steps, lr, tokenizer.pad_token_id)
 
 
 def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
@@ -311,19 +285,6 @@ def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 def causal_lm_loss(model: nn.Module, rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
     ids, mask = pad_right(rows, pad_id)
     return model(input_ids=ids, attention_mask=mask.long(), labels=ids.masked_fill(~mask, -100)).loss
-
-
-@torch.no_grad()
-def mean_loss(model: nn.Module, rows: Sequence[Sequence[int]], pad_id: int, batch_size: int) -> float:
-    """Mean next-token loss per token over `rows`."""
-    model.eval()
-    total, tokens = 0.0, 0
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        predicted = sum(len(r) - 1 for r in chunk)
-        total += causal_lm_loss(model, chunk, pad_id).item() * predicted
-        tokens += predicted
-    return total / max(tokens, 1)
 
 
 def pad_right(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ from distillcaps.model.config import LLMConfig, PromptConfig
 from distillcaps.model.tokenizer import normalize_caption
 from distillcaps.registry import Registry
 
-TINY_LLM_FORMAT = 2  # bump when the pretraining recipe changes, so old caches are not reused
+TINY_LLM_FORMAT = 3  # bump when the pretraining recipe changes, so old caches are not reused
 
 # name -> resolve(cfg) -> path (local dir or HF cache id) of a save_pretrained causal LM + tokenizer
 LLMS: Registry[Callable[[object], str]] = Registry("LLM")
@@ -70,7 +70,7 @@ def tiny_llm_source(cfg) -> TinyLLMSource:
         raise ValueError(f"no training captions in subset {cfg.data.train_subset!r} to pretrain the tiny LLM")
     try:
         val_clips = clip_captions(read_records(dataset_dir, cfg.data.dataset_format, cfg.data.val_subset))
-    except FileNotFoundError:  # no validation split: train for all pretrain_epochs
+    except FileNotFoundError:  # no validation split: diagnose on the training clips
         val_clips = []
     key = tiny_llm_key(train_clips, val_clips, cfg.model.llm, cfg.model.prompt, cfg.model.llm.pretrain_seed)
     return TinyLLMSource(Path(cache_dir_for(cfg)) / "pretrained" / f"tiny-llm-{key}", train_clips, val_clips)
