@@ -39,7 +39,7 @@ def test_params_respect_mlflow_value_limit(cfg):
     params = config_params(cfg)
     assert len(params["model.prompt.student"]) == 6000
     assert params["model.prompt.student"].endswith("[7000 chars]")
-    assert params["model.llm.lora_target_modules"] == '["q_proj", "v_proj"]'
+    assert params["model.llm.lora_target_modules"].startswith('["q_proj", "k_proj", "v_proj"')
     assert params["train.mode"] == "distill"
 
 
@@ -54,6 +54,7 @@ def test_parent_and_child_runs_with_tags_params_metrics_artifacts(cfg, tmp_path)
     logger = RunLogger(tracking_uri(cfg), child_id)
     logger.log_metrics({"train_loss_auto": 2.0, "train_loss_dda": None}, step=0)
     logger.log_metrics({"train_loss_auto": 1.5}, step=1)
+    logger.log_series("train_loss_by_step", [(10, 3.0), (20, 2.5), (25, 2.25)])
     note = tmp_path / "note.txt"
     note.write_text("hello")
     logger.log_artifact(note, "notes")
@@ -69,6 +70,8 @@ def test_parent_and_child_runs_with_tags_params_metrics_artifacts(cfg, tmp_path)
     assert "train_loss_dda" not in run.data.metrics  # None means "not computed", never 0
     history = client.get_metric_history(child_id, "train_loss_auto")
     assert [(m.step, m.value) for m in history] == [(0, 2.0), (1, 1.5)]
+    curve = client.get_metric_history(child_id, "train_loss_by_step")
+    assert [(m.step, m.value) for m in curve] == [(10, 3.0), (20, 2.5), (25, 2.25)]
     artifacts = {a.path for a in client.list_artifacts(child_id)}
     assert {"config.json", "notes", "samples.json"} <= artifacts
     # Artifacts live beside the database, not in ./mlruns of the working directory.

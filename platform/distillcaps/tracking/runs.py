@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +214,17 @@ class RunLogger:
         ]
         if items:
             self.client.log_batch(self.run_id, metrics=items)
+
+    def log_series(self, key: str, points: Sequence[tuple[int, float]]) -> None:
+        """One metric at many steps (a learning curve), in one request per 1,000 points."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(key, float(value), now, int(step)) for step, value in points]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():

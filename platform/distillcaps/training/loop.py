@@ -38,6 +38,9 @@ KILL_TRAINING_ENV = "DISTILLCAPS_TEST_KILL_TRAINING"
 LOSS_TERMS = ("auto", "rag", "dda")
 # Every report carries the index of its training in the worker group's list (0 when alone).
 TRAINING_KEY = "training_index"
+# Steps averaged per point of the per-step learning curve logged to MLflow (train_loss_by_step):
+# one point per 10 steps keeps it readable next to the epoch metrics.
+CURVE_WINDOW = 10
 
 
 class LossModule(nn.Module):
@@ -146,6 +149,8 @@ def run_training(
         if cfg.train.precision == "bf16"
         else nullcontext()
     )
+    if rank == 0 and state.epoch == 0 and cfg.train.context_diagnostic_captions > 0:
+        log_context_diagnosis(model, cfg, training.get("val_contexts") or [], logger)
     grid = tuple(config["grid"]) if config["grid"] else None
     batch_size = per_worker_batch(cfg)
     terms = TRAINING_MODES.get(cfg.train.mode)
@@ -158,6 +163,7 @@ def run_training(
     for epoch in range(state.epoch, cfg.train.epochs):
         model.train()
         sums: dict[str, float] = defaultdict(float)
+        curve: list[tuple[int, float]] = []  # (global step, loss): the learning curve within the epoch
         started = time.perf_counter()
         for step, batch in enumerate(
             train_shard.iter_batches(
@@ -180,6 +186,7 @@ def run_training(
             rows = len(inputs["captions"])
             sums["rows"] += rows
             sums["loss"] += float(out.loss.detach()) * rows
+            curve.append((state.global_step, float(out.loss.detach())))
             for term in LOSS_TERMS:
                 value = getattr(out, term)
                 if value is not None:
@@ -218,6 +225,45 @@ def run_training(
             print(progress_line(metrics, cfg.train.epochs), flush=True)
             if logger is not None:
                 logger.log_metrics(metrics, step=epoch + 1)
+                logger.log_series("train_loss_by_step", smoothed(curve, CURVE_WINDOW))
+
+
+def smoothed(curve: list[tuple[int, float]], window: int) -> list[tuple[int, float]]:
+    """The mean loss of each `window` consecutive steps, at the window's last step."""
+    return [
+        (
+            curve[min(i + window, len(curve)) - 1][0],
+            sum(v for _, v in curve[i : i + window]) / len(curve[i : i + window]),
+        )
+        for i in range(0, len(curve), window)
+    ]
+
+
+def log_context_diagnosis(model, cfg, val_contexts: list, logger) -> None:
+    """Before the first step: does the LM read the captions in its prompt? (the premise of the
+    teacher; distillcaps.model.context_diagnostic). Printed, and logged at step 0 of the run."""
+    from distillcaps.model.context_diagnostic import diagnose_context
+    from distillcaps.model.tokenizer import normalize_caption
+
+    clips = [[normalize_caption(c) for c in captions] for captions, _ in val_contexts]
+    if sum(len(c) >= 2 for c in clips) < 2:
+        return  # too few validation clips with two captions for an `own` context
+    retrieved = [list(hits) for _, hits in val_contexts]
+    diagnosis = diagnose_context(
+        model.llm, model.prompts.tokens, clips, retrieved,
+        top_k=cfg.retrieval.top_k, max_captions=cfg.train.context_diagnostic_captions,
+    )  # fmt: skip
+    ce = diagnosis.context_ce
+    print(
+        "LM context diagnostic (validation caption CE, nats/token): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in ce.items() if v is not None)
+        + f", induction {diagnosis.induction_ce:.3f}"
+        + (f"; NOT MET: {', '.join(diagnosis.unmet())}" if diagnosis.unmet() else ""),
+        flush=True,
+    )
+    if logger is not None:
+        metrics = {f"context_ce_{k}": v for k, v in ce.items() if v is not None}
+        logger.log_metrics({**metrics, "induction_ce": diagnosis.induction_ce}, step=0)
 
 
 def worker_threads(cfg) -> int:

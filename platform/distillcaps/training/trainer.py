@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class PreparedData:
     grid: tuple[int, int] | None  # encoder grid when features come from the cache
     num_train_rows: int
     skipped: list
+    # validation clips' (captions, retrieved captions): the context diagnostic each training logs
+    val_contexts: list[tuple[list[str], list[str]]] = field(default_factory=list)
 
 
 def train(
@@ -188,6 +191,10 @@ def prepare_data(cfg: Config) -> PreparedData:
     datasets, grid = {}, None
     for split in splits:
         rows = split_rows(records[split], retrieved[split], per="caption")
+        if split == "train":
+            # rows come in clip order: shuffled once, with the run's seed, so that no clip trains
+            # only at the end of the schedule (the workers' local shuffle only mixes 256 neighbours)
+            random.Random(cfg.seed).shuffle(rows)
         if use_features:
             folder = ensure_features(cfg, records[split], splits[split])
             grid = FeatureCache.open(folder).grid
@@ -195,7 +202,11 @@ def prepare_data(cfg: Config) -> PreparedData:
         else:
             datasets[split] = audio_dataset(rows, cfg, random_crop=cfg.train.random_crop and split == "train")
     num_train_rows = sum(len(r.captions) for r in records["train"])
-    return PreparedData(datasets, grid, num_train_rows, skipped)
+    val_contexts = [
+        (list(r.captions), [hit["caption"] for hit in retrieved["val"].get(r.fname, [])])
+        for r in records["val"]
+    ]
+    return PreparedData(datasets, grid, num_train_rows, skipped, val_contexts)
 
 
 def with_absolute_paths(cfg: Config) -> Config:
@@ -281,6 +292,7 @@ def loop_training(cfg: Config, prepared: PreparedData, run_id: str | None) -> di
         "cfg": cfg.to_dict(),
         "steps_per_epoch": steps_per_epoch(prepared.num_train_rows, cfg),
         "run_id": run_id,
+        "val_contexts": prepared.val_contexts,
     }
 
 
