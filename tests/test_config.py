@@ -97,7 +97,7 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_flat_view_for_tracking() -> None:
     flat = load_config("tiny").flat()
     assert flat["train.mode"] == "distill"
-    assert flat["model.llm.lora_r"] == 8
+    assert flat["model.llm.lora_r"] == 16
 
 
 def test_loading_a_config_imports_no_deep_learning_library() -> None:
