@@ -67,7 +67,7 @@ class Scale(NamedTuple):  # a NamedTuple: tests load this script without registe
     llm_vocab: int  # 0: the tokenizer's own size
     qformer_dim: int
     qformer_heads: int
-    tokenizer_vocab: int  # BPE target of train_caption_tokenizer on the synthetic captions
+    tokenizer_vocab: int  # vocabulary cap of train_caption_tokenizer (word-level) on the synthetic captions
 
 
 SCALES = {

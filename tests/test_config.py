@@ -44,6 +44,7 @@ def test_paper_preset_has_the_papers_hyper_parameters() -> None:
     assert cfg.data.sample_rate == 16_000 and cfg.data.max_seconds == 30.0
     assert cfg.model.encoder.name == "ced" and cfg.model.llm.name == "hf"
     assert cfg.model.generation.max_new_tokens == 30
+    assert not cfg.train.preload_epoch and load_config("tiny").train.preload_epoch  # paper streams
 
 
 def test_dotted_overrides_are_typed() -> None:

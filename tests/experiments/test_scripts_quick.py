@@ -99,6 +99,14 @@ def test_ablate_dda_quick_end_to_end(tmp_path: Path, data_root: Path) -> None:
         names = {"distinct_captions", f"{prefix}_distinct_captions", f"{prefix}_top_caption_share"}
         assert names <= set(run.data.metrics)
     assert {r.data.tags["mode"] for r in train_runs} == {"baseline", "rag", "distill", "rag+auto"}
+    for run in train_runs:  # the LM's context diagnostic at step 0, the per-step learning curve
+        diagnostic = {"context_ce_own", "context_ce_retrieved", "context_ce_random", "context_ce_none"}
+        assert diagnostic | {"induction_ce", "train_loss_by_step"} <= set(run.data.metrics)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "context_ce_own")] == [0]
+        curve = client.get_metric_history(run.info.run_id, "train_loss_by_step")
+        assert len(curve) >= 2 and all(m.step > 0 for m in curve)
+    for t in data["trainings"]:
+        assert t["val_loss_student"] > 0 and t["val_loss_teacher"] > 0
 
 
 @pytest.mark.slow

@@ -37,6 +37,12 @@ class TrainConfig:
     checkpoint_metric: str = "val_loss_student"  # best checkpoint kept by this (lower is better)
     max_failures: int = 1
     random_crop: bool = True  # training crops at random when the feature cache is off (else at 0)
+    # Read the worker's whole epoch of batches into memory before its first step. While the steps
+    # hold a streaming pipeline back, Ray Data's scheduling loop (a thread of the worker process)
+    # polls without waiting and took ~40% of the worker's samples under py-spy, slowing each step
+    # (docs/training.md). Fine for the tiny preset's cached features (~50 MB an epoch); paper.yaml
+    # streams (CED-base features of a Clotho epoch are ~15 GB).
+    preload_epoch: bool = True
     shuffle_buffer: int = 256  # rows; Ray Data's local shuffle while streaming into workers (0: off)
     # CPUs each Ray Data stage asks for. Inside a Tune trial on 2 cores (trial driver 1 CPU + two
     # workers x 0.5) nothing is left: use 0 there, or the data stages are never scheduled.

@@ -165,14 +165,17 @@ def run_training(
         sums: dict[str, float] = defaultdict(float)
         curve: list[tuple[int, float]] = []  # (global step, loss): the learning curve within the epoch
         started = time.perf_counter()
-        for step, batch in enumerate(
-            train_shard.iter_batches(
-                batch_size=batch_size,
-                batch_format="numpy",
-                local_shuffle_buffer_size=cfg.train.shuffle_buffer or None,
-                local_shuffle_seed=cfg.seed * 1000 + epoch * 10 + rank,
-            )
-        ):
+        batches = train_shard.iter_batches(
+            batch_size=batch_size,
+            batch_format="numpy",
+            local_shuffle_buffer_size=cfg.train.shuffle_buffer or None,
+            local_shuffle_seed=cfg.seed * 1000 + epoch * 10 + rank,
+        )
+        if cfg.train.preload_epoch:
+            # Ray Data's scheduling loop runs in this process and, while the steps hold the
+            # pipeline back, polls without waiting: reading the epoch first lets it finish
+            batches = list(batches)
+        for step, batch in enumerate(batches):
             inputs = to_model_batch(batch, grid)
             with autocast:
                 out = wrapped(inputs)
