@@ -39,7 +39,7 @@ NEIGHBOUR_POOL = 10  # a neighbour context draws from this many most similar cli
 @dataclass
 class CorpusMix:
     max_context: int = 3  # k is drawn from 1..max_context (the paper's top-k is 3)
-    induction_share: float = 0.3  # rows that are a repeated random-word sequence
+    induction_share: float = 0.5  # rows that are a repeated random-word sequence (LLMConfig says why)
     induction_words: tuple[int, int] = (4, 16)  # length range of the sequence before it repeats
 
 
