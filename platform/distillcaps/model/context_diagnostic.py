@@ -177,18 +177,17 @@ def mean_ce_from(
     llm: nn.Module, rows: list[list[int]], starts: list[int], pad_id: int, batch_size: int
 ) -> float:
     """Mean next-token CE per token over rows[i][starts[i]:] (each predicted from the position before)."""
+    from distillcaps.model.llm import pad_right
+
     device = next(llm.parameters()).device
     total, count = 0.0, 0
     for b in range(0, len(rows), batch_size):
         chunk, chunk_starts = rows[b : b + batch_size], starts[b : b + batch_size]
-        width = max(len(r) for r in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        scored = torch.zeros((len(chunk), width), dtype=torch.bool)  # (B, L): target positions
-        for n, (row, start) in enumerate(zip(chunk, chunk_starts)):
-            ids[n, : len(row)] = torch.tensor(row)
-            scored[n, start : len(row)] = True
-        attention = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in chunk])[:, None]).long()
-        logits = llm(input_ids=ids.to(device), attention_mask=attention.to(device)).logits.float()
+        ids, attention = pad_right(chunk, pad_id)  # (B, L) ids, (B, L) bool real tokens
+        scored = attention.clone()  # (B, L): the positions whose token is scored
+        for n, start in enumerate(chunk_starts):
+            scored[n, :start] = False
+        logits = llm(input_ids=ids.to(device), attention_mask=attention.long().to(device)).logits.float()
         per_token = F.cross_entropy(
             logits[:, :-1].transpose(1, 2), ids[:, 1:].to(device), reduction="none"
         )  # (B, L-1): CE of token l+1
