@@ -188,8 +188,9 @@ def run_training(
             state.global_step += 1
             rows = len(inputs["captions"])
             sums["rows"] += rows
-            sums["loss"] += float(out.loss.detach()) * rows
-            curve.append((state.global_step, float(out.loss.detach())))
+            loss = float(out.loss.detach())
+            sums["loss"] += loss * rows
+            curve.append((state.global_step, loss))
             for term in LOSS_TERMS:
                 value = getattr(out, term)
                 if value is not None:
