@@ -110,12 +110,26 @@ def test_agent_ports_come_from_below_the_ephemeral_range_and_never_twice():
     assert all(first <= p <= min(last, low - 1) for p in ports)
 
 
+def _two_free_adjacent_ports() -> int:
+    """p such that p and p+1 are free, below the ephemeral range: there no bind(0) of another
+    process on a busy host can take p+1 between this check and the test's own use of it."""
+    low, high = ray_runtime.AGENT_PORT_RANGE
+    for port in range(low, min(high, ray_runtime.ephemeral_ports()[0] - 1), 7):
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket() as sock:
+                    sock.bind(("", candidate))
+        except OSError:
+            continue
+        return port
+    pytest.skip("no two free adjacent ports below the ephemeral range on this host")
+
+
 def test_a_port_someone_listens_on_is_not_handed_out(monkeypatch):
+    busy = _two_free_adjacent_ports()
     with socket.socket() as taken:
-        taken.bind(("", 0))
+        taken.bind(("", busy))
         taken.listen()
-        busy = taken.getsockname()[1]
-        monkeypatch.setattr(ray_runtime, "ephemeral_ports", lambda: (busy + 2, 60999))
         monkeypatch.setattr(ray_runtime, "_ports_given", set())
         monkeypatch.setattr(ray_runtime, "AGENT_PORT_RANGE", (busy, busy + 1))
         assert ray_runtime.free_port() == busy + 1  # the only free one of the two
