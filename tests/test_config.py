@@ -15,14 +15,14 @@ SHIPPED = sorted(CONFIG_DIR.glob("*.yaml"))
 
 def test_configs_are_shipped() -> None:
     names = {p.stem for p in SHIPPED}
-    assert {"tiny", "paper"} <= names
+    assert {"tiny", "smol", "paper"} <= names
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_every_shipped_config_loads(path: Path) -> None:
     cfg = load_config(path)
     assert isinstance(cfg, Config)
-    assert cfg.preset in ("tiny", "paper")
+    assert cfg.preset in ("tiny", "smol", "paper")
 
 
 def test_defaults_are_the_tiny_preset() -> None:

@@ -36,7 +36,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
-    preset: Literal["tiny", "paper"] = "tiny"  # tiny: CPU in minutes; paper: the paper's setup on GPUs
+    # tiny: CPU in minutes; smol: a real pretrained Llama (SmolLM2-135M) on the embedded data;
+    # paper: the paper's setup on GPUs
+    preset: Literal["tiny", "smol", "paper"] = "tiny"
     run_dir: str = "runs"  # checkpoints, MLflow store and results land under here (relative to cwd)
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)

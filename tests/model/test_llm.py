@@ -132,7 +132,7 @@ def test_the_schedule_warms_up_and_anneals_to_zero_at_the_last_step():
     llm_cfg = LLMConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, vocab_size=200)
     tokenizer = train_caption_tokenizer(CAPTIONS, llm_cfg.vocab_size)
     model = tiny_llama(llm_cfg, tokenizer)
-    rows = [[tokenizer.bos_token_id] + tokenizer(c).input_ids for c in CAPTIONS]
+    rows = [tokenizer(c).input_ids for c in CAPTIONS]  # <bos> + caption
     rates = []
     original = torch.optim.AdamW.step
 

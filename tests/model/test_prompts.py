@@ -108,3 +108,17 @@ def test_a_caption_gets_the_ids_it_has_after_the_prompt_in_one_piece():
         joint = tokenizer("\n---\nDetailed: " + caption, add_special_tokens=False).input_ids
         assert tokens.after_ids + tokens.caption_ids(caption)[:-1] == joint
         assert tokenizer.decode(tokens.caption_ids(caption)[:-1]).strip() == caption
+
+
+def test_a_prompt_opens_with_bos_only_where_the_tokenizer_adds_one_itself():
+    """LLaMA's tokenizer (and the tiny one) open a text with <bos>; SmolLM2's adds none, and a
+    prompt that began with its <bos> ("<|im_start|>") would not be the text it was trained on."""
+    from distillcaps.model.prompts import PromptTokens
+
+    tiny = train_caption_tokenizer(CAPTIONS + PROMPT_TEXT, 300)
+    assert tiny("a dog").input_ids[0] == tiny.bos_token_id
+    assert PromptTokens(tiny, PromptConfig()).prefix_ids([None])[0][0] == tiny.bos_token_id
+    bpe = byte_level_bpe()
+    assert bpe("a dog").input_ids[0] != bpe.bos_token_id
+    student = PromptTokens(bpe, PromptConfig()).prefix_ids([None])[0]
+    assert student == bpe("Describe the detail of this audio:", add_special_tokens=False).input_ids

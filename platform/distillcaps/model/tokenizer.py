@@ -38,7 +38,7 @@ def normalize_caption(text: str) -> str:
 def train_caption_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Word-level vocabulary of at most `vocab_size` ids over `texts` (captions and prompt text),
     wrapped for transformers. Words outside it (rare ones when capped) become <unk>."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
@@ -52,6 +52,11 @@ def train_caption_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrained
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
     tok.train_from_iterator(list(texts), trainer=trainer)
+    # <bos> opens every text encoded with special tokens, as LLaMA's tokenizer does: prompts follow
+    # the tokenizer's own rule (PromptTokens), and SmolLM2's, for one, adds none
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token=PAD,
