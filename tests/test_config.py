@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from distillcaps.config import CONFIG_DIR, Config, ConfigError, load_config
+from distillcaps.config import Config, ConfigError, load_config, shipped_configs
 
-SHIPPED = sorted(CONFIG_DIR.glob("*.yaml"))
+SHIPPED = sorted(shipped_configs())
 
 
 def test_configs_are_shipped() -> None:
-    names = {p.stem for p in SHIPPED}
+    names = set(SHIPPED)
     assert {"tiny", "smol", "paper"} <= names
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
-def test_every_shipped_config_loads(path: Path) -> None:
-    cfg = load_config(path)
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_config_loads(name: str) -> None:
+    cfg = load_config(name)
     assert isinstance(cfg, Config)
     assert cfg.preset in ("tiny", "smol", "paper")
 
@@ -89,6 +89,8 @@ def test_unknown_key_in_a_yaml_file_names_it(tmp_path: Path) -> None:
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="no preset 'tinny'; shipped: ablation, paper, quick, smol"):
+        load_config("tinny")
     broken = tmp_path / "broken.yaml"
     broken.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):

@@ -1,6 +1,6 @@
 """One typed configuration for every command: dataclasses, loaded from YAML, with dotted overrides.
 
-    cfg = load_config("experiments/configs/tiny.yaml", ["train.epochs=3", "retrieval.top_k=5"])
+    cfg = load_config("tiny", ["train.epochs=3", "retrieval.top_k=5"])
 
 Each section's dataclass lives beside the code it configures (``distillcaps.<room>.config``); this
 module only composes them and does the typed loading. Unknown keys and values of the wrong type are
@@ -14,6 +14,8 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,8 +28,8 @@ from distillcaps.retrieval.config import RetrievalConfig
 from distillcaps.tracking.config import TrackingConfig
 from distillcaps.training.config import TrainConfig
 
-# Shipped configs live in experiments/configs/ of a source checkout.
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+# The shipped presets are package data (platform/distillcaps/configs/), so an installed wheel has them.
+CONFIG_DIR: Traversable = resources.files("distillcaps") / "configs"
 
 
 class ConfigError(ValueError):
@@ -63,7 +65,8 @@ class Config:
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Build a Config from a YAML file (or the defaults) plus ``key.sub=value`` overrides.
 
-    A name without a slash or suffix (``tiny``, ``paper``) refers to ``experiments/configs/NAME.yaml``.
+    A name without a slash or suffix (``tiny``, ``smol``, ``paper``) is a shipped preset
+    (``distillcaps/configs/NAME.yaml``, see ``shipped_configs()``); anything else is a file path.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -74,16 +77,24 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     return from_dict(Config, raw)
 
 
-def resolve_config_path(path: str | Path) -> Path:
+def shipped_configs() -> dict[str, Traversable]:
+    """Preset name -> its YAML in the package."""
+    return {f.name.removesuffix(".yaml"): f for f in CONFIG_DIR.iterdir() if f.name.endswith(".yaml")}
+
+
+def resolve_config_path(path: str | Path) -> Path | Traversable:
     p = Path(path)
     if p.suffix not in (".yaml", ".yml") and len(p.parts) == 1:
-        p = CONFIG_DIR / f"{p}.yaml"
+        shipped = shipped_configs()
+        if str(path) not in shipped:
+            raise ConfigError(f"no preset {str(path)!r}; shipped: {', '.join(sorted(shipped))}")
+        return shipped[str(path)]
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     return p
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path | Traversable) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

@@ -4,7 +4,7 @@
 --dataset-dir DIR --dataset-format F     your data instead of the embedded synthetic set
 --seeds 0,1,2                            training seeds (mean ± std over them)
 --output DIR                             where results.json / results.md / the plot go
---quick                                  experiments/configs/quick.yaml over --config, one seed
+--quick                                  the quick preset (configs/quick.yaml) over --config, one seed
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from distillcaps.config import CONFIG_DIR, Config, read_yaml
 from distillcaps.experiments.runner import ConfigSource
 
 QUICK_CONFIG = CONFIG_DIR / "quick.yaml"
-DEFAULT_CONFIG = "ablation"  # experiments/configs/ablation.yaml: tiny at 1 epoch (25-min budget)
+DEFAULT_CONFIG = "ablation"  # configs/ablation.yaml: tiny at 1 epoch (25-min budget)
 DEFAULT_SEEDS = (0, 1, 2)
 
 

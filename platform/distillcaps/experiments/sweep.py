@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="default", choices=SEARCH_SPACES.names())
     parser.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial can stop")
     parser.add_argument("--no-register", action="store_true", help="do not register the best checkpoint")
-    parser.set_defaults(config="sweep")  # experiments/configs/sweep.yaml: trials long enough for ASHA
+    parser.set_defaults(config="sweep")  # distillcaps/configs/sweep.yaml: trials long enough for ASHA
 
 
 def absolute_overrides(cfg: Config) -> list[str]:
