@@ -48,6 +48,8 @@ def test_parent_and_child_runs_with_tags_params_metrics_artifacts(cfg, tmp_path)
 
     with start_run(cfg, "sweep") as parent:
         parent_id = parent.info.run_id
+    experiment = MlflowClient(tracking_uri(cfg)).get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
     with start_run(cfg, "trial-0", parent_run_id=parent_id, tags={"variant": "t=2"}) as child:
         child_id = child.info.run_id
     log_config(child_id, cfg)

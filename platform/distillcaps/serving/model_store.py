@@ -70,6 +70,8 @@ def register_checkpoint(
     import mlflow
     from mlflow import MlflowClient
 
+    from distillcaps.tracking.runs import EXPERIMENT_TAGS
+
     checkpoint_dir = Path(checkpoint_dir)
     find_checkpoint_root(checkpoint_dir, str(checkpoint_dir))
     uri = default_tracking_uri(tracking_uri)
@@ -77,7 +79,9 @@ def register_checkpoint(
     if run_id is None:
         experiment_obj = client.get_experiment_by_name(experiment)
         experiment_id = (
-            experiment_obj.experiment_id if experiment_obj else client.create_experiment(experiment)
+            experiment_obj.experiment_id
+            if experiment_obj
+            else client.create_experiment(experiment, tags=EXPERIMENT_TAGS)
         )
         run_id = client.create_run(experiment_id, run_name=f"register-{name}").info.run_id
         client.log_artifacts(run_id, str(checkpoint_dir), CHECKPOINT_ARTIFACT_PATH)

@@ -49,6 +49,11 @@ def tracking_uri(cfg: Config) -> str:
     return f"sqlite:///{run_dir / 'mlflow.db'}"
 
 
+# MLflow 3's UI opens an experiment without a kind on its GenAI "Overview" (traces, token usage);
+# marked as model development it opens on the runs, where the comparison of a table's rows is.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(cfg: Config) -> str:
     """The id of cfg.tracking.experiment in the configured store, created on first use."""
     client = mlflow_client(tracking_uri(cfg))
@@ -60,7 +65,9 @@ def experiment_id(cfg: Config) -> str:
         # Artifacts beside the database, not in ./mlruns of whatever folder the command ran from.
         artifacts = (Path(tracking_uri(cfg)[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
     try:
-        return client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts)
+        return client.create_experiment(
+            cfg.tracking.experiment, artifact_location=artifacts, tags=EXPERIMENT_TAGS
+        )
     except Exception:  # another process created it between the two calls
         found = client.get_experiment_by_name(cfg.tracking.experiment)
         if found is None:
