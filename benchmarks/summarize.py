@@ -30,6 +30,8 @@ ORDER = [
     "precompute_engines",
     "serve_batching",
 ]
+# result folders beside results/ itself, and what their heading says
+FOLDERS = {"full": "", "smol": "the smol preset, SmolLM2-135M"}
 EXTRA_KEYS = ("recall_at_10", "latency_ms_per_clip", "p50_ms", "p99_ms", "build_s", "cache_build_s_once")
 
 
@@ -39,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         "--results",
         type=Path,
         nargs="+",
-        default=[RESULTS_DIR, RESULTS_DIR / "full"],
-        help="result folders (default: results/ and results/full/, the full-size runs)",
+        default=[RESULTS_DIR, *(RESULTS_DIR / name for name in FOLDERS)],
+        help="result folders (default: results/, results/full/ (full-size runs), results/smol/)",
     )
     parser.add_argument("--write-docs", action="store_true", help=f"write the tables into {DOCS.name}")
     args = parser.parse_args(argv)
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             data = json.loads(files[name].read_text())
             if "cases" not in data:  # e.g. serve_load.json (the serving room's own format)
                 continue
-            sections.append(section(data))
+            sections.append(section(data, FOLDERS.get(Path(folder).name, "")))
     text = "\n".join(sections)
     if args.write_docs:
         page = DOCS.read_text()
@@ -67,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def section(data: dict) -> str:
+def section(data: dict, note: str = "") -> str:
     m = data["machine"]
     load = m.get("load_average_1_5_15") or []
     lines = [
-        f"### {data['benchmark']}{'' if data['quick'] else ' (full size)'}",
+        f"### {data['benchmark']}{'' if data['quick'] else ' (full size)'}{f': {note}' if note else ''}",
         "",
         f"`{data['command']}` — {data['created_utc']}, {m.get('cpu_count')} cores ({m.get('cpu_model')}), "
         f"GPU: {m['gpu']['name'] if m.get('gpu') else 'none'}, load average at the end "
