@@ -39,7 +39,7 @@ def test_formats_decode(fmt):
         (encode(tone())[:20_000], 422, "truncated_audio"),
         (encode(tone(), fmt="FLAC")[:3_000], 422, "corrupt_audio"),
         (encode(np.zeros((0, 1), np.float32)), 422, "no_samples"),
-        (encode(np.full((800, 1), np.nan, np.float32), subtype="FLOAT"), 422, "non_finite"),
+        (encode(np.full((3200, 1), np.nan, np.float32), subtype="FLOAT"), 422, "non_finite"),
         (encode(tone(seconds=5.5)), 422, "too_long"),
         (b"RIFF" + b"\0" * 1_000_000, 413, "too_large"),
     ],
@@ -50,6 +50,33 @@ def test_bad_audio_is_rejected_with_status_and_reason(data, status, kind):
 
     assert (caught.value.status, caught.value.kind) == (status, kind)
     assert caught.value.to_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "kind"),
+    [
+        # shorter than the log-mel front end's reflect padding: it used to fail inside the batch
+        (encode(tone(seconds=94 / 16_000)), 422, "too_short"),
+        (encode(tone(seconds=0.05, sample_rate=44_100), 44_100), 422, "too_short"),
+        (encode(tone(channels=9)), 422, "too_many_channels"),
+        # a few KB of FLAC declaring 8 channels at 384 kHz: refused from the header, never decoded
+        (encode(np.zeros((384_000 * 2, 8), np.float32), 384_000, "FLAC"), 422, "too_many_samples"),
+        (encode(tone(), fmt="PAF", subtype="PCM_16"), 415, "unsupported_format"),
+        (encode(tone(seconds=2.0), fmt="MP3")[:2444], 422, "truncated_audio"),  # decodes 74% of its frames
+    ],
+)
+def test_header_checks_refuse_before_decoding(data, status, kind):
+    limits = AudioLimits(max_bytes=10_000_000, max_duration_s=30.0)
+    with pytest.raises(UploadError) as caught:
+        decode_audio(data, limits, name="clip")
+
+    assert (caught.value.status, caught.value.kind) == (status, kind), caught.value.message
+    assert len(data) < 300_000
+
+
+def test_the_shortest_accepted_clip_reaches_the_front_end_intact():
+    decoded = decode_audio(encode(tone(seconds=0.1)), LIMITS)
+    assert decoded.waveform.shape == (1600,)
 
 
 def test_too_long_message_states_the_rejection_policy():

@@ -112,16 +112,33 @@ class CaptionModel:
         for rows in groups.values():
             options = jobs[rows[0]].options
             waves = [jobs[i].waveform for i in rows]
-            try:
-                # A worker thread keeps the event loop free for health checks and new arrivals.
-                captions = await asyncio.to_thread(captioner.caption, waves, options.rag, options.decoding)
-            except RetrievalUnavailable as err:
-                for i in rows:
-                    results[i] = {"error": str(err), "kind": "retrieval_unavailable", "status": 409}
-                continue
-            for i, text in zip(rows, captions, strict=True):
-                results[i] = {"caption": text, "rag": options.rag, "model": model, "batch_size": len(jobs)}
+            # A worker thread keeps the event loop free for health checks and new arrivals.
+            answers = await asyncio.to_thread(caption_group, captioner, waves, options)
+            for i, answer in zip(rows, answers, strict=True):
+                results[i] = (
+                    answer if "error" in answer else {**answer, "model": model, "batch_size": len(jobs)}
+                )
         return results
+
+
+def caption_group(captioner, waves: list[np.ndarray], options: CaptionOptions) -> list[dict[str, Any]]:
+    """One generate call for clips that share their options -> a result per clip.
+
+    If the call fails, each clip is captioned alone, so a clip the model cannot take fails only its
+    own request: ``{"error", "kind": "caption_failed", "status": 500}`` (the exception goes to the
+    log, not to the client), while the others get their captions.
+    """
+    try:
+        captions = captioner.caption(waves, options.rag, options.decoding)
+        return [{"caption": text, "rag": options.rag} for text in captions]
+    except RetrievalUnavailable as err:
+        return [{"error": str(err), "kind": "retrieval_unavailable", "status": 409}] * len(waves)
+    except Exception:
+        if len(waves) == 1:
+            logger.exception("captioning one clip (%d samples) failed", waves[0].shape[0])
+            return [{"error": "the model failed on this clip", "kind": "caption_failed", "status": 500}]
+        logger.warning("a batch of %d clips failed; captioning them one by one", len(waves))
+    return [caption_group(captioner, [wave], options)[0] for wave in waves]
 
 
 def create_http_app() -> FastAPI:

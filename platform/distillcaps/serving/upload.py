@@ -18,6 +18,9 @@ import torchaudio.functional as AF
 TARGET_SAMPLE_RATE = 16_000  # what every encoder of the model expects
 MIN_SAMPLE_RATE = 1_000  # below this a "sample rate" is a corrupt header, not audio
 MAX_SAMPLE_RATE = 384_000
+# Containers libsndfile reads that audio tools write; the rest it knows (PAF, SD2, MAT5, ...) are
+# refused rather than parsed on a server (soundfile's `info.format` names)
+ALLOWED_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "FLAC", "OGG", "MP3", "AIFF"})
 
 # Raw-body content types we decode (soundfile sniffs the real format from the bytes).
 AUDIO_CONTENT_TYPES = frozenset(
@@ -56,6 +59,14 @@ class UploadError(ValueError):
 class AudioLimits:
     max_bytes: int = 20 * 1024 * 1024
     max_duration_s: float = 30.0
+    # The log-mel front end reflect-pads by half its 512-sample window: a clip needs > 256 samples
+    # at 16 kHz, and one under 0.1 s holds no sound event a caption could name
+    min_duration_s: float = 0.1
+    max_channels: int = 8
+    # Decoded samples (frames x channels) checked from the header before decoding: a few KB of
+    # compressed audio can declare 8 channels at 384 kHz (~0.9 GB of float32 for 30 s). The default
+    # takes 30 s of 96 kHz stereo; 64M samples is 256 MB of float32.
+    max_decoded_samples: int = 30 * 96_000 * 2
 
 
 @dataclass
@@ -87,9 +98,7 @@ def decode_audio(data: bytes, limits: AudioLimits, *, name: str = "upload") -> D
             413, "too_large", f"{name}: {len(data)} bytes is over the size limit of {limits.max_bytes} bytes"
         )
     info = _read_info(data, name)
-    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
-        rate = info.samplerate
-        raise UploadError(422, "bad_sample_rate", f"{name}: sample rate {rate} Hz is not plausible")
+    _check_header(info, limits, name)
     # Duration from the header first, so a long file is refused before it is decoded.
     if info.frames > 0 and info.frames / info.samplerate > limits.max_duration_s:
         raise UploadError(
@@ -105,6 +114,14 @@ def decode_audio(data: bytes, limits: AudioLimits, *, name: str = "upload") -> D
         raise UploadError(422, "corrupt_audio", f"{name}: the audio is corrupt or truncated ({err})") from err
     if samples.shape[0] == 0:
         raise UploadError(422, "no_samples", f"{name}: the audio has no samples (zero-length or truncated)")
+    if info.frames > 0 and samples.shape[0] != info.frames:
+        raise UploadError(
+            422,
+            "truncated_audio",
+            f"{name}: the header declares {info.frames} frames, {samples.shape[0]} were decoded",
+        )
+    if samples.shape[0] / sample_rate < limits.min_duration_s:
+        raise _too_short(samples.shape[0] / sample_rate, limits, name)
     if samples.shape[0] / sample_rate > limits.max_duration_s:
         raise UploadError(
             422,
@@ -123,6 +140,38 @@ def decode_audio(data: bytes, limits: AudioLimits, *, name: str = "upload") -> D
         source_sample_rate=int(sample_rate),
         source_channels=int(samples.shape[1]),
         duration_s=samples.shape[0] / sample_rate,
+    )
+
+
+def _check_header(info, limits: AudioLimits, name: str) -> None:
+    """Format, rate, channels, duration and decoded size, all before a sample is decoded."""
+    if info.format not in ALLOWED_FORMATS:
+        allowed = ", ".join(sorted(ALLOWED_FORMATS))
+        raise UploadError(
+            415, "unsupported_format", f"{name}: {info.format} audio is not accepted ({allowed})"
+        )
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        rate = info.samplerate
+        raise UploadError(422, "bad_sample_rate", f"{name}: sample rate {rate} Hz is not plausible")
+    if not 1 <= info.channels <= limits.max_channels:
+        message = f"{name}: {info.channels} channels; at most {limits.max_channels} are accepted"
+        raise UploadError(422, "too_many_channels", message)
+    if info.frames > 0 and info.frames / info.samplerate < limits.min_duration_s:
+        raise _too_short(info.frames / info.samplerate, limits, name)
+    if info.frames * info.channels > limits.max_decoded_samples:
+        raise UploadError(
+            422,
+            "too_many_samples",
+            f"{name}: {info.frames} frames x {info.channels} channels would decode to "
+            f"{info.frames * info.channels} samples; the limit is {limits.max_decoded_samples}",
+        )
+
+
+def _too_short(seconds: float, limits: AudioLimits, name: str) -> UploadError:
+    return UploadError(
+        422,
+        "too_short",
+        f"{name}: audio is {seconds * 1000:.0f} ms long; the minimum is {limits.min_duration_s:g} s",
     )
 
 
