@@ -3,7 +3,10 @@
 Registering logs the checkpoint directory (safetensors + config.json + tokenizer) as run artifacts and
 points a registered model version at them; no pickled pyfunc is involved. Resolving
 ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` downloads those artifacts into a local cache
-keyed by tracking store, name and version (registry versions are immutable).
+keyed by tracking store, name, version and what the version points at (its run and artifact
+location: a registry deleted and created anew numbers its versions from 1 again). Each download
+goes to a temporary folder that is renamed into place when complete, so two replicas resolving the
+same model never read a half-written one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +142,7 @@ def _resolve_registered(uri: str, tracking_uri: str, cache_dir: Path | None) -> 
     match = _MODELS_URI.match(uri)
     if not match:
         raise ValueError(f"model {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    _refuse_dot_segments(uri, [g for g in match.groups() if g is not None])
     name = match["name"]
     client = MlflowClient(tracking_uri)
     try:
@@ -145,17 +152,19 @@ def _resolve_registered(uri: str, tracking_uri: str, cache_dir: Path | None) -> 
             version = client.get_model_version(name, match["version"]).version
     except mlflow.exceptions.MlflowException as err:
         raise FileNotFoundError(f"model {uri!r} not found in the registry at {tracking_uri}: {err}") from None
+    # The version's artifact location, not a models:/ URI: that one would be looked up in the
+    # process-wide registry URI rather than in `tracking_uri`.
+    source = client.get_model_version_download_uri(name, version)
+    run_id = client.get_model_version(name, version).run_id or ""
     store_key = hashlib.sha256(tracking_uri.encode()).hexdigest()[:8]
-    target = _cache_root(cache_dir) / store_key / name / str(version)
-    if not (target / ".complete").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        # The version's artifact location, not a models:/ URI: that one would be looked up in the
-        # process-wide registry URI rather than in `tracking_uri`.
-        source = client.get_model_version_download_uri(name, version)
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri
-        )
-        (target / ".complete").touch()
+    content_key = hashlib.sha256(f"{run_id}\0{source}".encode()).hexdigest()[:12]
+    target = _cache_root(cache_dir) / store_key / name / f"{version}-{content_key}"
+    _download_once(
+        target,
+        lambda dst: mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=dst, tracking_uri=tracking_uri
+        ),
+    )
     root = find_checkpoint_root(target, uri)
     return ResolvedModel(uri=uri, path=root, name=name, version=str(version))
 
@@ -163,13 +172,45 @@ def _resolve_registered(uri: str, tracking_uri: str, cache_dir: Path | None) -> 
 def _resolve_run_artifact(uri: str, tracking_uri: str, cache_dir: Path | None) -> ResolvedModel:
     import mlflow
 
-    parts = uri[len("runs:/") :].strip("/").split("/", 1)
-    run_id = parts[0]
-    sub = parts[1] if len(parts) > 1 else ""
+    segments = uri[len("runs:/") :].strip("/").split("/")
+    _refuse_dot_segments(uri, segments)
+    run_id, sub = segments[0], "/".join(segments[1:])
     target = _cache_root(cache_dir) / "runs" / run_id / (sub.replace("/", "_") or "_root")
-    if not (target / ".complete").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target), tracking_uri=tracking_uri)
-        (target / ".complete").touch()
+    _download_once(
+        target,
+        lambda dst: mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=dst, tracking_uri=tracking_uri
+        ),
+    )
     root = find_checkpoint_root(target, uri)
     return ResolvedModel(uri=uri, path=root, name=f"run-{run_id[:8]}", version=sub or "root")
+
+
+def _refuse_dot_segments(uri: str, segments: list[str]) -> None:
+    """A URI part "." or ".." would name a folder outside the model cache."""
+    if not segments or any(part in ("", ".", "..") for part in segments):
+        raise ValueError(f"model {uri!r}: empty, '.' or '..' segments are not allowed")
+
+
+def _download_once(target: Path, download: Callable[[str], object]) -> None:
+    """Run ``download(folder)`` into a temporary sibling of ``target``, then rename it into place.
+
+    A finished target holds ``.complete``; a reader never sees a half-written one, a failed download
+    leaves nothing behind, and of two concurrent downloads the first rename wins.
+    """
+    if (target / ".complete").is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():  # an unfinished folder left by a version of this code that wrote in place
+        shutil.rmtree(target, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        download(str(tmp))
+        (tmp / ".complete").touch()
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / ".complete").is_file():  # lost the race only if the winner finished
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""distillcaps.serving.model_store against a real MLflow store (sqlite), without Ray: downloads land
+whole or not at all, a recreated registry is not served from the old cache, URIs stay in the cache."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from standin_backend import write_standin_checkpoint
+
+from distillcaps.serving import model_store
+from distillcaps.serving.model_store import register_checkpoint, resolve_model
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the registering run's artifacts (./mlruns) stay in the test's folder
+
+
+def label_of(resolved) -> str:
+    return json.loads((resolved.path / "config.json").read_text())["label"]
+
+
+def test_a_recreated_registry_is_not_served_from_the_old_cache(tmp_path):
+    uri, cache = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "cache"
+    register_checkpoint(write_standin_checkpoint(tmp_path / "a", "first"), name="m", tracking_uri=uri)
+    assert label_of(resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache)) == "first"
+
+    mlflow.MlflowClient(uri).delete_registered_model("m")  # made anew: its versions start at 1 again
+    register_checkpoint(write_standin_checkpoint(tmp_path / "b", "second"), name="m", tracking_uri=uri)
+    again = resolve_model("models:/m@champion", tracking_uri=uri, cache_dir=cache)
+    assert again.version == "1" and label_of(again) == "second"
+
+
+def test_a_failed_download_leaves_nothing_and_the_next_one_completes(tmp_path, monkeypatch):
+    uri, cache = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "cache"
+    register_checkpoint(write_standin_checkpoint(tmp_path / "a", "whole"), name="m", tracking_uri=uri)
+    real = mlflow.artifacts.download_artifacts
+
+    def dies_halfway(artifact_uri, dst_path, tracking_uri):
+        open(f"{dst_path}/config.json", "w").write('{"label": "ha')  # a half-written file
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", dies_halfway)
+    with pytest.raises(ConnectionError):
+        resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache)
+    assert not [p for p in cache.rglob("config.json")]  # nothing a second replica could load
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", real)
+    resolved = resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache)
+    assert label_of(resolved) == "whole" and (resolved.path.parent / ".complete").is_file()
+
+
+@pytest.mark.parametrize(
+    "uri", ["models:/../1", "models:/m/..", "models:/m@.", "runs:/../x", "runs:/abc/../../x"]
+)
+def test_dot_segments_are_refused(uri, tmp_path):
+    with pytest.raises(ValueError, match="'..' segments are not allowed"):
+        resolve_model(uri, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", cache_dir=tmp_path / "cache")
+
+
+def test_a_finished_download_is_not_repeated(tmp_path, monkeypatch):
+    uri, cache = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "cache"
+    register_checkpoint(write_standin_checkpoint(tmp_path / "a", "once"), name="m", tracking_uri=uri)
+    first = resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache)
+    monkeypatch.setattr(model_store.shutil, "rmtree", lambda *a, **k: pytest.fail("downloaded again"))
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", lambda **k: pytest.fail("downloaded again"))
+    assert resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache).path == first.path
