@@ -93,6 +93,9 @@ def convert_gguf(source: Path, out_dir: Path) -> None:
     for role in ("bos", "eos", "pad", "unk"):
         if special.get(role) is not None:
             setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(special[role]))
+    # the GGUF conversion sets WordPiece's space clean-up, which transformers refuses (with a warning
+    # on every decode) for a byte-level BPE tokenizer
+    tokenizer.clean_up_tokenization_spaces = False
     adds_bos = tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
     if special.get("add_bos", False) != adds_bos:
         raise ValueError(
