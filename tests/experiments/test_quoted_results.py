@@ -1,0 +1,35 @@
+"""Figures the docs quote from committed result files are the files' figures (a rerun that changes
+results.json without the prose fails here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cider(row: dict) -> str:
+    """'mean ± std (seed 0, seed 1, seed 2)' of a results.json row's CIDEr-D, in %."""
+    seeds = ", ".join(f"{100 * row['per_seed'][s]['cider_d']:.1f}" for s in sorted(row["per_seed"]))
+    return f"{100 * row['mean']['cider_d']:.1f} ± {100 * row['std']['cider_d']:.1f} ({seeds})"
+
+
+def test_the_cross_domain_figures_in_the_docs_are_those_of_its_results_json():
+    rows = {
+        r["name"]: r
+        for r in json.loads((ROOT / "docs/results/cross_domain/results.json").read_text())["rows"]
+    }
+    experiments = (ROOT / "docs/experiments.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for direction in ("outdoor->indoor", "indoor->outdoor"):
+        cells = [
+            cider(rows[f"{direction}/{row}"])
+            for row in ("baseline/no-rag", "distill/no-rag", "rag/rag", "distill/rag")
+        ]
+        source, target = direction.split("->")
+        assert f"| {source} → {target} | " + " | ".join(cells) + " |" in experiments
+        distill, rag = (
+            cider(rows[f"{direction}/{row}"]).split(" (")[0] for row in ("distill/rag", "rag/rag")
+        )
+        assert f"({distill} vs {rag})" in readme
