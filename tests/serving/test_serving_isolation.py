@@ -48,3 +48,37 @@ def test_a_batch_that_succeeds_is_one_call_and_retrieval_errors_are_not_retried(
 
     answers = caption_group(NoDatastore(), [np.zeros(1600, np.float32)] * 2, CaptionOptions(rag=True))
     assert [a["kind"] for a in answers] == ["retrieval_unavailable"] * 2 and answers[0]["status"] == 409
+
+
+def test_an_unexpected_error_is_a_json_500_that_names_no_internals():
+    import asyncio
+    import json
+
+    from starlette.requests import Request
+
+    from distillcaps.serving.app import _internal_error
+
+    request = Request({"type": "http", "method": "POST", "path": "/v1/captions", "headers": []})
+    response = asyncio.run(_internal_error(request, RuntimeError("/home/me/.cache/secret sqlite:///x.db")))
+    body = json.loads(response.body)
+    assert response.status_code == 500 and body["kind"] == "internal"
+    assert "/home" not in response.body.decode() and "sqlite" not in response.body.decode()
+
+
+def test_health_is_a_json_503_when_the_model_deployment_does_not_answer():
+    import asyncio
+    import json
+
+    from distillcaps.serving.app import CaptionIngress
+
+    class GoneReplica:
+        class describe:  # noqa: N801 (a DeploymentHandle method's shape: handle.describe.remote())
+            @staticmethod
+            async def remote():
+                raise RuntimeError("ActorDiedError: the replica is gone")
+
+    ingress_class = CaptionIngress.func_or_class
+    ingress = object.__new__(ingress_class)  # Serve's ingress wrapper runs __init__ inside a replica
+    ingress.model = GoneReplica()
+    response = asyncio.run(ingress_class.healthz(ingress))
+    assert response.status_code == 503 and json.loads(response.body)["status"] == "unavailable"

@@ -157,6 +157,14 @@ async def _upload_error(_request: Request, err: UploadError) -> JSONResponse:
     return JSONResponse(err.to_json(), status_code=err.status)
 
 
+@http_app.exception_handler(Exception)
+async def _internal_error(request: Request, err: Exception) -> JSONResponse:
+    """Anything unexpected: a JSON body a client can parse (the upload page calls response.json()),
+    naming no local paths or addresses; the exception goes to the log."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=err)
+    return JSONResponse({"error": "internal error; the service log has the details", "kind": "internal"}, 500)
+
+
 @serve.deployment(name="CaptionIngress", ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
 @serve.ingress(http_app)
 class CaptionIngress:
@@ -174,7 +182,13 @@ class CaptionIngress:
 
     @http_app.get("/healthz")
     async def healthz(self) -> JSONResponse:
-        info = await self.model.describe.remote()
+        try:
+            info = await self.model.describe.remote()
+        except Exception as err:  # the model replica is gone or not yet started
+            logger.warning("health check: the model deployment did not answer: %s", err)
+            return JSONResponse(
+                {"status": "unavailable", "error": "the model deployment did not answer"}, 503
+            )
         if not info.get("loaded"):
             return JSONResponse({"status": "unavailable", "error": info.get("error")}, status_code=503)
         return JSONResponse({"status": "ok", "model": {"name": info["name"], "version": info["version"]}})
