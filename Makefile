@@ -18,3 +18,4 @@ test: setup lint  ## the whole default test suite (slow tests: make test PYTEST_
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	cd platform && ../.venv/bin/lint-imports --config ../pyproject.toml --no-cache

@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from distillcaps.config import load_config
+    from distillcaps.data.batches import split_rows, to_model_batch
     from distillcaps.data.records import ClipRecord
-    from distillcaps.training.data_pipeline import audio_dataset, split_rows, to_model_batch
+    from distillcaps.training.data_pipeline import audio_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         tmp = Path(tmp)

@@ -1,6 +1,6 @@
 """The one command-line entry point: ``distillcaps <command> ...``.
 
-Each room of the package contributes its subcommands through a module with
+Each room of the package has its subcommands in a module of ``distillcaps.commands`` with
 ``add_commands(subparsers)``; each subcommand sets ``func(args) -> int | None`` as its handler.
 """
 
@@ -12,15 +12,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-# Rooms that provide subcommands; each module defines add_commands(subparsers).
+# Modules that provide subcommands (distillcaps.commands); each defines add_commands(subparsers).
 COMMAND_MODULES: list[str] = [
-    "distillcaps.retrieval.cli",
-    "distillcaps.data.cli",
-    "distillcaps.serving.cli",
-    "distillcaps.training.cli",
-    "distillcaps.evaluation.cli",
-    "distillcaps.model.cli",
-    "distillcaps.model.diagnose_cli",
+    "distillcaps.commands.retrieval",
+    "distillcaps.commands.data",
+    "distillcaps.commands.serving",
+    "distillcaps.commands.training",
+    "distillcaps.commands.evaluation",
+    "distillcaps.commands.caption",
+    "distillcaps.commands.diagnose",
 ]
 
 

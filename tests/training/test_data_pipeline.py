@@ -7,14 +7,9 @@ import pytest
 import soundfile as sf
 
 from distillcaps.data.audio import BadAudioError
+from distillcaps.data.batches import DecodeAudio, check_records, split_rows, to_model_batch
 from distillcaps.data.records import ClipRecord
-from distillcaps.training.data_pipeline import (
-    AttachFeatures,
-    DecodeAudio,
-    check_records,
-    split_rows,
-    to_model_batch,
-)
+from distillcaps.training.data_pipeline import AttachFeatures
 from distillcaps.training.feature_cache import cache_key, write_cache
 
 

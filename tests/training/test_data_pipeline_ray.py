@@ -8,15 +8,10 @@ import ray
 import soundfile as sf
 
 from distillcaps.config import load_config
+from distillcaps.data.batches import DecodeAudio, split_rows
 from distillcaps.data.records import ClipRecord
 from distillcaps.ray_runtime import ensure_ray
-from distillcaps.training.data_pipeline import (
-    DecodeAudio,
-    audio_dataset,
-    feature_dataset,
-    split_rows,
-    stage_instance,
-)
+from distillcaps.training.data_pipeline import audio_dataset, feature_dataset, stage_instance
 from distillcaps.training.feature_cache import write_cache
 
 

@@ -57,11 +57,11 @@ def evaluate(
     import torch
 
     from distillcaps.data import read_records, resolve_dataset_dir
+    from distillcaps.data.batches import check_records
     from distillcaps.evaluation.diversity import diversity_report
     from distillcaps.evaluation.metrics import score_captions
     from distillcaps.model.distillcaps_model import DistillCapsModel
     from distillcaps.retrieval import load_retrieved
-    from distillcaps.training.data_pipeline import check_records
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +129,7 @@ def evaluate(
 
 def caption_records(model, records, retrieved, cfg: Config, *, rag: bool, top_k: int) -> list[str]:
     """Generate one caption per record, in batches of cfg.eval.batch_size (deterministic crops)."""
-    from distillcaps.training.data_pipeline import DecodeAudio, num_samples, to_model_batch
+    from distillcaps.data.batches import DecodeAudio, num_samples, to_model_batch
 
     decode = DecodeAudio(cfg.data.sample_rate, num_samples(cfg), random_crop=False)
     out: list[str] = []

@@ -90,7 +90,7 @@ def cache_key(records_id: list, encoder_id: dict, audio: dict) -> str:
 
 
 def audio_settings(cfg: Config) -> dict[str, Any]:
-    from distillcaps.training.data_pipeline import num_samples
+    from distillcaps.data.batches import num_samples
 
     return {"sample_rate": cfg.data.sample_rate, "num_samples": num_samples(cfg), "crop": "start"}
 
@@ -173,7 +173,7 @@ def encode_with_ray(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarr
 
 def encode_locally(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """The same stages in this process, one batch after another."""
-    from distillcaps.training.data_pipeline import DecodeAudio, num_samples
+    from distillcaps.data.batches import DecodeAudio, num_samples
 
     def batches():
         for start in range(0, len(rows), cfg.eval.batch_size):

@@ -103,10 +103,10 @@ def run_training(
     from transformers import get_cosine_schedule_with_warmup
 
     from distillcaps.config import Config, from_dict
+    from distillcaps.data.batches import to_model_batch
     from distillcaps.losses import TRAINING_MODES
     from distillcaps.model.distillcaps_model import DistillCapsModel
     from distillcaps.tracking.runs import RunLogger
-    from distillcaps.training.data_pipeline import to_model_batch
     from distillcaps.training.train_state import TrainState, load_train_checkpoint, save_train_checkpoint
 
     started_training = time.perf_counter()
@@ -280,7 +280,7 @@ def worker_threads(cfg) -> int:
 @torch.no_grad()
 def validate(model, shard, batch_size: int, grid, autocast) -> dict[str, float]:
     """Validation loss sums over this worker's shard, every term (the student branch's is "auto")."""
-    from distillcaps.training.data_pipeline import to_model_batch
+    from distillcaps.data.batches import to_model_batch
 
     model.eval()
     sums: dict[str, float] = defaultdict(float)

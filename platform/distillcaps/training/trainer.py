@@ -150,15 +150,11 @@ def check_checkpoint_metric(cfg: Config) -> None:
 def prepare_data(cfg: Config) -> PreparedData:
     """Caches first (data set, tiny CLAP/LLM, retrieval, frozen features), then the Ray Datasets."""
     from distillcaps.data import read_records, resolve_dataset_dir
+    from distillcaps.data.batches import check_records, split_rows
     from distillcaps.model.encoders import build_audio_encoder
     from distillcaps.model.llm_sources import LLMS
     from distillcaps.retrieval import load_retrieved
-    from distillcaps.training.data_pipeline import (
-        audio_dataset,
-        check_records,
-        feature_dataset,
-        split_rows,
-    )
+    from distillcaps.training.data_pipeline import audio_dataset, feature_dataset
     from distillcaps.training.feature_cache import FeatureCache, ensure_features
 
     root = resolve_dataset_dir(cfg)
