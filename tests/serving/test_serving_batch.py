@@ -97,3 +97,46 @@ def test_local_checkpoint_dirs_resolve_with_content_versions(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         resolve_model(str(tmp_path / "empty"))
+
+
+def test_a_rerun_skips_finished_files_and_errors_go_to_a_new_subfolder(
+    local_ray, tiny_checkpoints, audio_folder, tmp_path
+):
+    out = tmp_path / "out" / "predictions.csv"
+    out.parent.mkdir()
+    # an interrupted earlier run had finished one file
+    earlier = {"file_name": "a_low.wav", "caption_predicted": "from the earlier run", "error": ""}
+    (out.parent / "predictions.progress.jsonl").write_text(json.dumps(earlier) + "\n" + '{"file_na')
+    argv = ["caption-batch", str(tiny_checkpoints["v1"]), str(audio_folder), "--out", str(out)]
+
+    assert main([*argv, "--errors", "errs/e.csv", "--batch-size", "2"]) == 0
+
+    predictions = {row["file_name"]: row["caption_predicted"] for row in read_csv(out)}
+    assert predictions["a_low.wav"] == "from the earlier run"  # not captioned again
+    assert set(predictions) == {"a_low.wav", "b_high.flac", "sub/c_middle.ogg"}
+    assert [row["file_name"] for row in read_csv(out.parent / "errs" / "e.csv")] == ["d_corrupt.wav"]
+    assert not (out.parent / "predictions.progress.jsonl").exists()
+
+
+def test_a_batch_of_only_bad_files_completes_and_lists_them_all(local_ray, tiny_checkpoints, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "short.wav").write_bytes(encode(tone(seconds=94 / 16_000)))
+    (folder / "text.wav").write_text("not audio")
+    (folder / "nine.wav").write_bytes(encode(tone(channels=9)))
+    out = tmp_path / "p.csv"
+
+    assert main(["caption-batch", str(tiny_checkpoints["v1"]), str(folder), "--out", str(out)]) == 0
+
+    assert read_csv(out) == []
+    errors = {row["file_name"]: row["error"] for row in read_csv(tmp_path / "p_errors.csv")}
+    assert set(errors) == {"nine.wav", "short.wav", "text.wav"}
+    assert "minimum is 0.1 s" in errors["short.wav"] and "9 channels" in errors["nine.wav"]
+
+
+def test_duplicate_manifest_names_are_refused(tmp_path):
+    (tmp_path / "x.wav").write_bytes(encode(tone()))
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(json.dumps({"path": "x.wav"}) + "\n" + json.dumps({"path": "x.wav"}) + "\n")
+    with pytest.raises(ValueError, match=r"1 file_name\(s\) appear more than once \('x.wav'\)"):
+        read_inputs(manifest)

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from distillcaps.serving.captioner import Captioner, RetrievalUnavailable
+from distillcaps.serving.captioner import Captioner, RetrievalUnavailable, caption_each
 from distillcaps.serving.config import ServingConfig
 from distillcaps.serving.options import CaptionOptions, parse_options
 from distillcaps.serving.upload import AudioLimits, UploadError, check_content_type, decode_audio
@@ -129,16 +129,11 @@ def caption_group(captioner, waves: list[np.ndarray], options: CaptionOptions) -
     log, not to the client), while the others get their captions.
     """
     try:
-        captions = captioner.caption(waves, options.rag, options.decoding)
-        return [{"caption": text, "rag": options.rag} for text in captions]
+        captions = caption_each(captioner, waves, options.rag, options.decoding)
     except RetrievalUnavailable as err:
         return [{"error": str(err), "kind": "retrieval_unavailable", "status": 409}] * len(waves)
-    except Exception:
-        if len(waves) == 1:
-            logger.exception("captioning one clip (%d samples) failed", waves[0].shape[0])
-            return [{"error": "the model failed on this clip", "kind": "caption_failed", "status": 500}]
-        logger.warning("a batch of %d clips failed; captioning them one by one", len(waves))
-    return [caption_group(captioner, [wave], options)[0] for wave in waves]
+    failed = {"error": "the model failed on this clip", "kind": "caption_failed", "status": 500}
+    return [failed if text is None else {"caption": text, "rag": options.rag} for text in captions]
 
 
 def create_http_app() -> FastAPI:

@@ -8,6 +8,7 @@ HTTP service, the batch captioner and the tests all go through this one class.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +19,8 @@ from distillcaps.registry import Registry
 from distillcaps.serving.config import ServingConfig
 from distillcaps.serving.model_store import ResolvedModel, resolve_model
 from distillcaps.serving.options import DecodingOptions
+
+logger = logging.getLogger("distillcaps.serving")
 
 
 class RetrievalUnavailable(RuntimeError):
@@ -89,6 +92,24 @@ class Captioner:
             "rag_unavailable_reason": self.backend.rag_unavailable_reason,
             "config": self.backend.summary(),
         }
+
+
+def caption_each(
+    captioner: Captioner, waveforms: Sequence[np.ndarray], rag: bool, options: DecodingOptions
+) -> list[str | None]:
+    """``captioner.caption`` with one generate call; if that call fails, each clip alone, so a clip
+    the model cannot take costs only its own caption: None (the exception is logged).
+    RetrievalUnavailable is the request's fault, not a clip's: it propagates."""
+    try:
+        return list(captioner.caption(waveforms, rag, options))
+    except RetrievalUnavailable:
+        raise
+    except Exception:
+        if len(waveforms) == 1:
+            logger.exception("captioning one clip (%d samples) failed", waveforms[0].shape[0])
+            return [None]
+        logger.warning("a batch of %d clips failed; captioning them one by one", len(waveforms))
+    return [caption_each(captioner, [wave], rag, options)[0] for wave in waveforms]
 
 
 def pad_batch(waveforms: Sequence[np.ndarray]) -> tuple[Any, Any]:
