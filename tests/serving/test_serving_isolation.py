@@ -82,3 +82,60 @@ def test_health_is_a_json_503_when_the_model_deployment_does_not_answer():
     ingress.model = GoneReplica()
     response = asyncio.run(ingress_class.healthz(ingress))
     assert response.status_code == 503 and json.loads(response.body)["status"] == "unavailable"
+
+
+class SlowModel:
+    """A model deployment handle whose captions take `seconds` (handle.caption.remote(...))."""
+
+    def __init__(self, seconds: float) -> None:
+        outer = self
+
+        class caption:  # noqa: N801
+            @staticmethod
+            async def remote(waveform, options):
+                import asyncio
+
+                await asyncio.sleep(outer.seconds)
+                return {"caption": "a tone", "rag": False, "model": {}, "batch_size": 1}
+
+        self.seconds, self.caption = seconds, caption
+
+
+def ingress_with(model, **options):
+    from serving_helpers import encode, tone
+
+    from distillcaps.serving.app import CaptionIngress
+    from distillcaps.serving.config import ServingConfig
+    from distillcaps.serving.upload import AudioLimits
+
+    cls = CaptionIngress.func_or_class
+    ingress = object.__new__(cls)  # Serve's ingress wrapper runs __init__ inside a replica
+    ingress.model, ingress.cfg, ingress.pending = model, ServingConfig(**options), 0
+    ingress.limits = AudioLimits()
+    wav = encode(tone())
+
+    async def read_upload(request):
+        return wav, {}
+
+    ingress._read_upload = read_upload
+    return cls, ingress
+
+
+def test_a_full_ingress_answers_a_json_503_at_once_and_a_late_caption_is_a_503_too():
+    import asyncio
+    import json
+
+    cls, ingress = ingress_with(SlowModel(0.5), max_pending_requests=2)
+
+    async def three_at_once():
+        return await asyncio.gather(*(cls.captions(ingress, None) for _ in range(3)))
+
+    answers = asyncio.run(three_at_once())
+    assert sorted(a.status_code for a in answers) == [200, 200, 503]
+    busy = next(a for a in answers if a.status_code == 503)
+    assert json.loads(busy.body)["kind"] == "overloaded" and busy.headers["retry-after"] == "1"
+    assert ingress.pending == 0
+
+    cls, ingress = ingress_with(SlowModel(2.0), request_timeout_s=0.2)
+    late = asyncio.run(cls.captions(ingress, None))
+    assert late.status_code == 503 and json.loads(late.body)["kind"] == "timeout" and ingress.pending == 0

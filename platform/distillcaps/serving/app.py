@@ -33,7 +33,15 @@ from distillcaps.serving.upload import AudioLimits, UploadError, check_content_t
 logger = logging.getLogger("distillcaps.serving")
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and option fields around the file part
-INGRESS_KEYS = ("max_upload_bytes", "max_duration_s", "max_num_beams", "max_new_tokens")
+INGRESS_KEYS = (
+    "max_upload_bytes",
+    "max_duration_s",
+    "max_num_beams",
+    "max_new_tokens",
+    "max_pending_requests",
+    "request_timeout_s",
+)
+RETRY_AFTER_S = "1"
 MODEL_KEYS = ("model_uri", "tracking_uri", "backend", "plugin_modules", "retrieval")  # change -> reload
 
 
@@ -147,6 +155,14 @@ def create_http_app() -> FastAPI:
 http_app = create_http_app()
 
 
+# Defined before the ingress class: @serve.ingress captures the globals its methods use as they
+# are when it runs.
+def busy(message: str, kind: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": message, "kind": kind}, status_code=503, headers={"Retry-After": RETRY_AFTER_S}
+    )
+
+
 @http_app.exception_handler(UploadError)
 async def _upload_error(_request: Request, err: UploadError) -> JSONResponse:
     return JSONResponse(err.to_json(), status_code=err.status)
@@ -160,7 +176,9 @@ async def _internal_error(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal error; the service log has the details", "kind": "internal"}, 500)
 
 
-@serve.deployment(name="CaptionIngress", ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+# Serve admits more than ServingConfig.max_pending_requests, so that the ingress itself answers the
+# overflow with a JSON 503 (Serve's own overflow answer is plain text).
+@serve.deployment(name="CaptionIngress", ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=1024)
 @serve.ingress(http_app)
 class CaptionIngress:
     """HTTP front: validates and decodes uploads, then awaits the batched model deployment."""
@@ -170,6 +188,7 @@ class CaptionIngress:
         self.cfg = ServingConfig.from_dict(config or {})
         self.limits = AudioLimits(max_bytes=self.cfg.max_upload_bytes, max_duration_s=self.cfg.max_duration_s)
         self.page = resources.files("distillcaps.serving").joinpath("static/index.html").read_text()
+        self.pending = 0  # requests in `captions` now (one event loop: no lock needed)
 
     @http_app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(self) -> HTMLResponse:
@@ -195,6 +214,18 @@ class CaptionIngress:
 
     @http_app.post("/v1/captions")
     async def captions(self, request: Request) -> JSONResponse:
+        """Admission (a bounded number of requests at once) and the deadline around `_caption`."""
+        if self.pending >= self.cfg.max_pending_requests:
+            return busy(f"the service is busy ({self.pending} requests pending); retry shortly", "overloaded")
+        self.pending += 1
+        try:
+            return await asyncio.wait_for(self._caption(request), timeout=self.cfg.request_timeout_s)
+        except TimeoutError:
+            return busy(f"no caption within {self.cfg.request_timeout_s:g} s; retry shortly", "timeout")
+        finally:
+            self.pending -= 1
+
+    async def _caption(self, request: Request) -> JSONResponse:
         started = time.perf_counter()
         audio, fields = await self._read_upload(request)
         options = parse_options(

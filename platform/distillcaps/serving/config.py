@@ -26,6 +26,11 @@ class ServingConfig:
     max_duration_s: float = 30.0  # Clotho's longest clips; longer audio is rejected (422), not cropped
     max_num_beams: int = 8  # beam search cost grows linearly; 8 keeps one request bounded
     max_new_tokens: int = 64  # captions are ~10-20 words; 64 tokens is generous and bounded
+    # Requests an ingress replica holds at once (decoding or waiting for a caption); one more is
+    # answered at once with a JSON 503 and Retry-After instead of queueing without bound. 64 is
+    # 8 full batches of 8: several seconds of work for the tiny model on 2 cores.
+    max_pending_requests: int = 64
+    request_timeout_s: float = 60.0  # a request without its caption by then is answered 503
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,6 +60,8 @@ class ServingConfig:
             "max_duration_s": self.max_duration_s,
             "max_num_beams": self.max_num_beams,
             "max_new_tokens": self.max_new_tokens,
+            "max_pending_requests": self.max_pending_requests,
+            "request_timeout_s": self.request_timeout_s,
         }
         for name, value in positive.items():
             if not value > 0:
