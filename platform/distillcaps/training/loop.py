@@ -179,6 +179,8 @@ def run_training(
             inputs = to_model_batch(batch, grid)
             with autocast:
                 out = wrapped(inputs)
+            loss = float(out.loss.detach())
+            check_finite_loss(loss, state.global_step + 1, epoch, inputs["fname"])
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             if cfg.train.grad_clip > 0:
@@ -188,7 +190,6 @@ def run_training(
             state.global_step += 1
             rows = len(inputs["captions"])
             sums["rows"] += rows
-            loss = float(out.loss.detach())
             sums["loss"] += loss * rows
             curve.append((state.global_step, loss))
             for term in LOSS_TERMS:
@@ -350,6 +351,25 @@ def progress_line(m: dict[str, Any], epochs: int) -> str:
         f"(auto {fmt('train_loss_auto')} rag {fmt('train_loss_rag')} dda {fmt('train_loss_dda')}) | "
         f"val student {fmt('val_loss_student')} teacher {fmt('val_loss_teacher')} | lr {m['lr']:.2e} | "
         f"{m['rows_per_second']:.1f} rows/s, {m['train_seconds']:.1f} s"
+    )
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A step's loss is NaN or infinite: stepping on would write NaNs into every trained weight."""
+
+
+def check_finite_loss(loss: float, global_step: int, epoch: int, fnames: list[str]) -> None:
+    """Stop the training before the optimizer step of a NaN/Inf loss, naming the step and its clips.
+    The weights of the last epoch-end checkpoint (epoch ``epoch``, zero-based) are still good."""
+    if math.isfinite(loss):
+        return
+    shown = ", ".join(fnames[:8]) + (f" and {len(fnames) - 8} more" if len(fnames) > 8 else "")
+    last = (
+        f"the one saved after epoch {epoch}" if epoch > 0 else "none yet (the first is saved after epoch 1)"
+    )
+    raise NonFiniteLoss(
+        f"the loss is {loss} at optimizer step {global_step} (epoch {epoch + 1}), before the weights "
+        f"were updated; the batch's clips: {shown}. Last good checkpoint: {last}"
     )
 
 
