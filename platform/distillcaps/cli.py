@@ -7,10 +7,13 @@ Each room of the package has its subcommands in a module of ``distillcaps.comman
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 # Modules that provide subcommands (distillcaps.commands); each defines add_commands(subparsers).
 COMMAND_MODULES: list[str] = [
@@ -56,11 +59,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError) as err:
         # Bad input: say what was wrong, no traceback.
         print(f"distillcaps {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"distillcaps {args.command}: stopped", file=sys.stderr)
+        return 130
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a job stopped by a scheduler, `ray job stop`, `kill`) raises KeyboardInterrupt, as
+    Ctrl-C does, so open MLflow runs end KILLED and cleanup code runs, instead of the process
+    vanishing with its runs left RUNNING. Only from the main thread, where Python handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,19 @@ def test_parent_and_child_runs_with_tags_params_metrics_artifacts(cfg, tmp_path)
     assert (tmp_path / "runs" / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()
 
 
+def test_an_interrupted_run_ends_killed_and_a_failed_one_failed(cfg):
+    from mlflow import MlflowClient
+
+    ids = {}
+    for name, error in (("interrupted", KeyboardInterrupt), ("failed", RuntimeError)):
+        with pytest.raises(error), start_run(cfg, name) as run:
+            ids[name] = run.info.run_id
+            raise error()
+    client = MlflowClient(tracking_uri(cfg))
+    assert client.get_run(ids["interrupted"]).info.status == "KILLED"
+    assert client.get_run(ids["failed"]).info.status == "FAILED"
+
+
 def test_a_run_does_not_send_the_next_config_to_its_store(cfg, tmp_path):
     """MLflow 3's set_tracking_uri exports $MLFLOW_TRACKING_URI, which tracking_uri() honours: a
     second config (another run_dir) in the same process must still get its own store."""

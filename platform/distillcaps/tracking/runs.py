@@ -93,6 +93,7 @@ def start_run(
     """Open (or, with run_id, reopen) a run in cfg's store and experiment; a child run when parent_run_id.
 
     Tags always include the run's mode, dataset, preset, seed and git commit (see ``run_tags``).
+    The run ends FINISHED, FAILED on an exception, or KILLED on KeyboardInterrupt.
     """
     disable_telemetry()
     import mlflow
@@ -115,7 +116,11 @@ def start_run(
         parent_run_id=parent_run_id,
         tags=all_tags,
     ) as run:
-        yield run
+        try:
+            yield run
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through distillcaps.cli: stopped, not failed
+            mlflow.end_run("KILLED")
+            raise
 
 
 def create_run(
