@@ -67,3 +67,18 @@ def test_a_finished_download_is_not_repeated(tmp_path, monkeypatch):
     monkeypatch.setattr(model_store.shutil, "rmtree", lambda *a, **k: pytest.fail("downloaded again"))
     monkeypatch.setattr(mlflow.artifacts, "download_artifacts", lambda **k: pytest.fail("downloaded again"))
     assert resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache).path == first.path
+
+
+def test_a_runs_uri_resolves_to_the_checkpoint_not_to_the_runs_own_config(tmp_path):
+    from distillcaps.model.checkpoint import WEIGHTS_NAME
+    from distillcaps.serving.model_store import WEIGHTS_MARKER, find_checkpoint_root
+
+    assert WEIGHTS_MARKER == WEIGHTS_NAME
+    run = tmp_path / "artifacts"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "config.json").write_text("{}")  # the run's config, logged beside its checkpoint
+    (run / "checkpoint" / "config.json").write_text("{}")
+    (run / "checkpoint" / WEIGHTS_NAME).write_bytes(b"")
+    assert find_checkpoint_root(run, "runs:/abc") == run / "checkpoint"
+    (run / "checkpoint" / WEIGHTS_NAME).unlink()  # a stand-in backend's checkpoint: a config only
+    assert find_checkpoint_root(run, "runs:/abc") == run

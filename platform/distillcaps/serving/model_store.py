@@ -24,6 +24,7 @@ DEFAULT_MODEL_NAME = "distillcaps-student"
 DEFAULT_ALIAS = "champion"
 CHECKPOINT_ARTIFACT_PATH = "checkpoint"
 CHECKPOINT_MARKER = "config.json"  # every DistillCaps checkpoint dir holds its resolved Config here
+WEIGHTS_MARKER = "trainable.safetensors"  # distillcaps.model.checkpoint.WEIGHTS_NAME
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))/?$")
 
@@ -107,14 +108,19 @@ def register_checkpoint(
 
 
 def find_checkpoint_root(path: Path, uri: str) -> Path:
-    """The directory holding config.json: ``path`` itself or a folder up to two levels below."""
-    if (path / CHECKPOINT_MARKER).is_file():
-        return path
-    for depth in ("*", "*/*"):
-        found = sorted(p.parent for p in path.glob(f"{depth}/{CHECKPOINT_MARKER}"))
-        if found:
-            return found[0]
-    raise FileNotFoundError(f"model {uri!r}: no {CHECKPOINT_MARKER} in {path} (not a DistillCaps checkpoint)")
+    """The directory holding config.json: ``path`` itself or a folder up to two levels below.
+
+    A folder that also holds trained weights wins over one that holds only a config: a training
+    run's artifacts (``runs:/ID``) hold the run's config beside its ``checkpoint/`` folder.
+    """
+    found = [
+        p.parent for depth in ("", "*/", "*/*/") for p in sorted(path.glob(f"{depth}{CHECKPOINT_MARKER}"))
+    ]
+    if not found:
+        raise FileNotFoundError(
+            f"model {uri!r}: no {CHECKPOINT_MARKER} in {path} (not a DistillCaps checkpoint)"
+        )
+    return next((p for p in found if (p / WEIGHTS_MARKER).is_file()), found[0])
 
 
 def fingerprint(root: Path) -> str:
