@@ -1,11 +1,16 @@
-"""Load test of the captioning service on loopback: concurrency 16, a bounded number of requests.
+"""Load test and soak of the captioning service on loopback: a bounded number of requests, some bad.
 
     python benchmarks/serve_load.py --url http://127.0.0.1:8000            # a running `distillcaps serve`
     python benchmarks/serve_load.py --start models:/distillcaps-student@champion   # starts its own
+    python benchmarks/serve_load.py --start CKPT --requests 1000 --concurrency 32 --bad-share 0.2  # soak
 
-Sends ``--requests`` (>= 300) POST /v1/captions with 1-4 s tones at ``--concurrency`` in flight, stops
-early at ``--max-seconds``, and reports status counts, p50/p99 latency, throughput and the batch sizes
-the server formed; exits 1 on any 5xx. Only loopback addresses are accepted. Writes
+Sends ``--requests`` POST /v1/captions at ``--concurrency`` in flight: 1-4 s tones, and with
+``--bad-share`` that share of uploads no client should send (empty, not audio, truncated, too short,
+9 channels, an unsupported format, a few KB of FLAC declaring 8 channels at 384 kHz, NaN samples, a
+header with 0 channels). Stops early at ``--max-seconds``. Reports status counts for good and bad
+uploads, p50/p99 latency, throughput, the batch sizes the server formed, and (with ``--start``) the
+peak RSS of the Serve processes; exits 1 on any 5xx, any good upload without its caption, any
+non-JSON answer, or an unhealthy service afterwards. Only loopback addresses are accepted. Writes
 ``benchmarks/results/serve_load.json``. (The batching benchmark proper lives in the benchmarks room.)
 """
 
@@ -35,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     target.add_argument("--url", help="base URL of a running service (loopback only)")
     target.add_argument("--start", metavar="MODEL", help="start a local service for MODEL (URI or dir)")
     parser.add_argument("--requests", type=int, default=320, help="total requests (>= 300 for a report)")
+    parser.add_argument("--bad-share", type=float, default=0.0, help="share of bad uploads (0-1)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
     parser.add_argument("--tracking-uri", default="")
@@ -60,6 +66,51 @@ def clips(count: int = 8) -> list[bytes]:
         sf.write(buffer, wave.astype(np.float32), 16_000, format="WAV")
         out.append(buffer.getvalue())
     return out
+
+
+def bad_uploads() -> dict[str, bytes]:
+    """Uploads no client should send, by name: each must get a JSON 4xx, never a 5xx."""
+    import struct
+
+    import soundfile as sf
+
+    def written(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, rate, format=fmt, subtype=subtype)
+        return buffer.getvalue()
+
+    tone = (0.3 * np.sin(np.arange(16_000) / 16_000 * 2 * np.pi * 440.0)).astype(np.float32)
+    fmt = struct.pack("<HHIIHH", 1, 0, 16_000, 0, 0, 16)  # a WAV header with 0 channels
+    zero_channels = b"RIFF" + struct.pack("<I", 36) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+    zero_channels += b"data" + struct.pack("<I", 0)
+    return {
+        "empty": b"",
+        "not_audio": b"GIF89a" + bytes(2000),
+        "truncated_wav": written(tone, 16_000)[:9000],
+        "too_short": written(tone[:94], 16_000),
+        "nine_channels": written(np.repeat(tone[:, None], 9, axis=1), 16_000),
+        "paf_format": written(tone, 16_000, "PAF", "PCM_16"),
+        "flac_bomb": written(np.zeros((384_000 * 2, 8), np.float32), 384_000, "FLAC"),
+        "nan_samples": written(np.full(16_000, np.nan, np.float32), 16_000, subtype="FLOAT"),
+        "zero_channels": zero_channels,
+    }
+
+
+class ServeMemory:
+    """Peak resident memory of this host's Serve processes (replicas, proxy, controller), sampled."""
+
+    def __init__(self) -> None:
+        self.peak_mb: dict[str, float] = {}
+
+    def sample(self) -> None:
+        import psutil
+
+        for process in psutil.process_iter(["cmdline", "memory_info"]):
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if "ray::Serve" in cmdline or "ray::ProxyActor" in cmdline or "ray::Caption" in cmdline:
+                name = cmdline.split()[0]
+                rss_mb = process.info["memory_info"].rss / 2**20
+                self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), round(rss_mb, 1))
 
 
 def start_service(args: argparse.Namespace) -> str:
@@ -88,22 +139,30 @@ def start_service(args: argparse.Namespace) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-async def run_load(url: str, args: argparse.Namespace) -> dict:
+async def run_load(url: str, args: argparse.Namespace, memory: ServeMemory | None = None) -> dict:
     import httpx
 
     bodies = clips()
+    bad = list(bad_uploads().items())
     latencies_ms: list[float] = []
     statuses: Counter = Counter()
+    bad_statuses: Counter = Counter()  # "<name> <status> <kind>"
     batch_sizes: Counter = Counter()
     errors: Counter = Counter()
+    problems: Counter = Counter()  # answers that break the contract: non-JSON, good without caption
     next_request = 0
+    every = round(1 / args.bad_share) if args.bad_share > 0 else 0  # every n-th request is bad
     deadline = time.monotonic() + args.max_seconds
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal next_request
         while next_request < args.requests and time.monotonic() < deadline:
-            body = bodies[next_request % len(bodies)]
+            number = next_request
             next_request += 1
+            is_bad = every and number % every == every - 1
+            name, body = (
+                bad[(number // max(every, 1)) % len(bad)] if is_bad else ("", bodies[number % len(bodies)])
+            )
             started = time.perf_counter()
             try:
                 response = await client.post(
@@ -114,16 +173,33 @@ async def run_load(url: str, args: argparse.Namespace) -> dict:
                 continue
             latencies_ms.append((time.perf_counter() - started) * 1000.0)
             statuses[response.status_code] += 1
-            if response.status_code == 200:
-                batch_sizes[response.json().get("batch_size", 1)] += 1
+            try:
+                answer = response.json()
+            except ValueError:
+                problems["non_json_answer"] += 1
+                continue
+            if is_bad:
+                bad_statuses[f"{name} {response.status_code} {answer.get('kind', '')}".strip()] += 1
+            elif response.status_code == 200 and isinstance(answer.get("caption"), str):
+                batch_sizes[answer.get("batch_size", 1)] += 1
+            elif response.status_code != 503:  # a busy answer is allowed; anything else is not
+                problems[f"good_upload_{response.status_code}"] += 1
+
+    async def watch_memory() -> None:
+        while memory is not None:
+            await asyncio.to_thread(memory.sample)
+            await asyncio.sleep(0.5)
 
     limits = httpx.Limits(max_connections=args.concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         model = (await client.get("/v1/model")).json()
         await client.post("/v1/captions", content=bodies[0], headers={"content-type": "audio/wav"})  # warm-up
+        watcher = asyncio.create_task(watch_memory())
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(args.concurrency)))
         wall_s = time.perf_counter() - started
+        watcher.cancel()
+        health = (await client.get("/healthz")).status_code
     done = sum(statuses.values())
     return {
         "model": {
@@ -147,6 +223,13 @@ async def run_load(url: str, args: argparse.Namespace) -> dict:
         if latencies_ms
         else None,
         "batch_size_counts": {str(k): v for k, v in sorted(batch_sizes.items())},
+        "bad_uploads": sum(bad_statuses.values()),
+        "bad_upload_answers": dict(sorted(bad_statuses.items())),
+        "num_4xx": sum(v for k, v in statuses.items() if 400 <= k < 500),
+        "num_503": statuses.get(503, 0),
+        "contract_breaches": dict(problems),
+        "healthz_after": health,
+        "serve_peak_rss_mb": dict(sorted(memory.peak_mb.items())) if memory else None,
         "stopped_by_time": next_request < args.requests,
     }
 
@@ -159,7 +242,7 @@ def main() -> int:
     host = urlparse(url).hostname
     if host not in LOOPBACK:
         raise SystemExit(f"refusing to load-test {url}: only loopback addresses ({', '.join(LOOPBACK)})")
-    report = asyncio.run(run_load(url.rstrip("/"), args))
+    report = asyncio.run(run_load(url.rstrip("/"), args, ServeMemory() if args.start else None))
     machine = _common.machine_info()
     result = {
         "benchmark": "serve_load",
@@ -175,6 +258,8 @@ def main() -> int:
             "max_batch_size": args.max_batch_size if args.start else "server's",
             "batch_wait_timeout_s": args.batch_wait_timeout_s if args.start else "server's",
             "audio": "8 mono 16 kHz wav tones with noise, 1-4 s, cycled",
+            "bad_share": args.bad_share,
+            "bad_uploads": sorted(bad_uploads()),
         },
         "results": report,
         "note": _common.load_note(machine),
@@ -189,14 +274,18 @@ def main() -> int:
         f"{report['responses']} responses in {report['wall_s']} s at concurrency {args.concurrency}: "
         f"{report['throughput_rps']} req/s, p50 {latency.get('p50')} ms, p99 {latency.get('p99')} ms, "
         f"statuses {report['status_counts']}, 5xx {report['num_5xx']}, "
-        f"batch sizes {report['batch_size_counts']}"
+        f"batch sizes {report['batch_size_counts']}; {report['bad_uploads']} bad uploads, "
+        f"contract breaches {report['contract_breaches'] or 'none'}, "
+        f"healthz after {report['healthz_after']}, "
+        f"peak RSS of Serve processes {report['serve_peak_rss_mb']} MB"
     )
     print(f"wrote {path}")
     if args.start:
         from ray import serve
 
         serve.shutdown()
-    return 1 if report["num_5xx"] or report["transport_errors"] else 0
+    failed = report["num_5xx"] or report["transport_errors"] or report["contract_breaches"]
+    return 1 if failed or report["healthz_after"] != 200 else 0
 
 
 if __name__ == "__main__":

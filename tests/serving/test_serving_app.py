@@ -348,3 +348,95 @@ def test_check_health_fails_without_a_model():
 
     with pytest.raises(RuntimeError, match="no model is loaded"):
         replica.check_health()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzz: uploads no client should send, next to ones every client sends
+
+
+def crafted_wav(channels: int, rate: int, bits: int, frames_declared: int, payload: int) -> bytes:
+    """A WAV whose header says anything (0-16 channels, any rate, any length) over `payload` bytes."""
+    import struct
+
+    block = max(channels * bits // 8, 1)
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
+    data_size = frames_declared * block
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_size)
+    return b"RIFF" + struct.pack("<I", len(body) + payload) + body + bytes(payload)
+
+
+def encoded(fmt: str, channels: int, rate: int, seconds: float, keep: float) -> bytes:
+    """Audio written by libsndfile in `fmt`, cut to the first `keep` of its bytes."""
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    try:
+        sf.write(buffer, np.zeros((int(rate * seconds), channels), np.float32), rate, format=fmt)
+    except Exception:  # a combination the format cannot hold: send what a careless client might
+        return b"RIFF\0\0\0\0WAVE"
+    data = buffer.getvalue()
+    return data[: max(1, int(len(data) * keep))]
+
+
+def test_fuzzed_uploads_get_a_json_4xx_or_a_caption_and_good_requests_beside_them_are_answered(service):
+    import threading
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    good = encode(tone(440.0, 16_000, 1.0))
+    good_statuses: list[int] = []
+    stop = threading.Event()
+
+    def good_client() -> None:
+        with httpx.Client(base_url=service.client.base_url, timeout=120) as client:
+            while not stop.is_set():
+                response = client.post("/v1/captions", content=good, headers={"content-type": "audio/wav"})
+                good_statuses.append(response.status_code if response.json().get("caption") else -1)
+
+    uploads = st.one_of(
+        st.binary(max_size=2048),
+        st.builds(
+            crafted_wav,
+            channels=st.integers(0, 16),
+            rate=st.one_of(st.sampled_from([1, 8_000, 16_000, 384_000]), st.integers(1, 1_000_000)),
+            bits=st.sampled_from([8, 16, 24, 32]),
+            frames_declared=st.integers(0, 2_000_000),
+            payload=st.integers(0, 64_000),
+        ),
+        st.builds(
+            encoded,
+            fmt=st.sampled_from(["WAV", "FLAC", "OGG", "AIFF", "PAF", "AU", "CAF", "W64"]),
+            channels=st.integers(1, 12),
+            rate=st.sampled_from([8_000, 16_000, 22_050, 48_000, 96_000]),
+            seconds=st.floats(0.0, 2.0),
+            keep=st.floats(0.05, 1.0),
+        ),
+    )
+    answered: list[int] = []
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @given(body=uploads)
+    def bad_upload_is_answered(body: bytes) -> None:
+        response = post_raw(service, body)
+        answered.append(response.status_code)
+        answer = response.json()  # never a plain-text body
+        if response.status_code == 200:
+            assert isinstance(answer["caption"], str)
+        else:
+            assert response.status_code in (400, 413, 415, 422, 503), answer
+            assert answer["kind"] and answer["error"] and "/tmp" not in answer["error"]
+
+    thread = threading.Thread(target=good_client)
+    thread.start()
+    try:
+        bad_upload_is_answered()
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert len(answered) >= 60 and any(code >= 400 for code in answered)
+    assert good_statuses and set(good_statuses) == {200}
+    assert service.client.get("/healthz").status_code == 200

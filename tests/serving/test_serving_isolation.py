@@ -1,7 +1,10 @@
-"""One clip the model cannot take fails only its own request (distillcaps.serving.app.caption_group),
-without Ray: the batch's other clips are captioned, and the error names no internals."""
+"""The service's failure paths, without Ray: one clip the model cannot take fails only its own request
+(caption_group), unexpected errors and a gone model are JSON answers naming no internals, and a full
+ingress or a late caption is a prompt JSON 503."""
 
 from __future__ import annotations
+
+from types import MethodType, SimpleNamespace
 
 import numpy as np
 
@@ -77,10 +80,9 @@ def test_health_is_a_json_503_when_the_model_deployment_does_not_answer():
             async def remote():
                 raise RuntimeError("ActorDiedError: the replica is gone")
 
-    ingress_class = CaptionIngress.func_or_class
-    ingress = object.__new__(ingress_class)  # Serve's ingress wrapper runs __init__ inside a replica
-    ingress.model = GoneReplica()
-    response = asyncio.run(ingress_class.healthz(ingress))
+    # the class's own methods on a plain object: Serve's ingress wrapper runs __init__ in a replica
+    ingress = SimpleNamespace(model=GoneReplica())
+    response = asyncio.run(CaptionIngress.func_or_class.healthz(ingress))
     assert response.status_code == 503 and json.loads(response.body)["status"] == "unavailable"
 
 
@@ -109,15 +111,15 @@ def ingress_with(model, **options):
     from distillcaps.serving.upload import AudioLimits
 
     cls = CaptionIngress.func_or_class
-    ingress = object.__new__(cls)  # Serve's ingress wrapper runs __init__ inside a replica
-    ingress.model, ingress.cfg, ingress.pending = model, ServingConfig(**options), 0
-    ingress.limits = AudioLimits()
+    # the class's own methods on a plain object: Serve's ingress wrapper runs __init__ in a replica
+    ingress = SimpleNamespace(model=model, cfg=ServingConfig(**options), pending=0, limits=AudioLimits())
     wav = encode(tone())
 
     async def read_upload(request):
         return wav, {}
 
     ingress._read_upload = read_upload
+    ingress._caption = MethodType(cls._caption, ingress)
     return cls, ingress
 
 
