@@ -108,7 +108,7 @@ class ServeMemory:
         for process in psutil.process_iter(["cmdline", "memory_info"]):
             cmdline = " ".join(process.info["cmdline"] or [])
             if "ray::Serve" in cmdline or "ray::ProxyActor" in cmdline or "ray::Caption" in cmdline:
-                name = cmdline.split()[0]
+                name = cmdline.split()[0].split(".")[0]  # Ray appends the running method to the title
                 rss_mb = process.info["memory_info"].rss / 2**20
                 self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), round(rss_mb, 1))
 

@@ -33,3 +33,25 @@ def test_the_cross_domain_figures_in_the_docs_are_those_of_its_results_json():
             cider(rows[f"{direction}/{row}"]).split(" (")[0] for row in ("distill/rag", "rag/rag")
         )
         assert f"({distill} vs {rag})" in readme
+
+
+def test_the_soak_figures_in_the_docs_are_those_of_its_json():
+    soak = json.loads((ROOT / "benchmarks/results/soak/serve_load.json").read_text())["results"]
+    statuses = soak["status_counts"]
+    four_xx = sum(v for k, v in statuses.items() if k.startswith("4"))
+    peak = soak["serve_peak_rss_mb"]
+    model_mb = round(peak["ray::ServeReplica:distillcaps:CaptionModel"])
+    ingress_mb = round(peak["ray::ServeReplica:distillcaps:CaptionIngress"])
+    row = (
+        f"| {soak['responses']} | {soak['bad_uploads']} | {statuses['200']} | {four_xx} | {soak['num_5xx']} "
+        f"| {soak['throughput_rps']:.1f} req/s | {soak['latency_ms']['p50']:.0f} ms "
+        f"| {soak['latency_ms']['p99']:.0f} ms "
+        f"| {model_mb} / {ingress_mb} MB |"
+    )
+    assert row in (ROOT / "docs/serving.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        f"all {soak['bad_uploads']} bad uploads a JSON 4xx, all {statuses['200']} good ones captioned"
+        in readme
+    )
+    assert f"model replica peak RSS {model_mb} MB" in readme and four_xx == soak["bad_uploads"]
