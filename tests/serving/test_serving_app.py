@@ -66,6 +66,19 @@ def post_raw(service, body: bytes, content_type: str = "audio/wav", **params) ->
     )
 
 
+def test_seven_good_clips_and_a_100_sample_clip_sent_together_get_seven_captions_and_one_422(
+    service, reference
+):
+    good = [encode(tone(200.0 * (i + 1), 16_000, 2.0)) for i in range(7)]
+    short = encode(tone(440.0, 16_000, 100 / 16_000))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda body: post_raw(service, body), [*good[:3], short, *good[3:]]))
+    assert [a.status_code for a in answers] == [200, 200, 200, 422, 200, 200, 200, 200]
+    assert answers[3].json()["kind"] == "too_short"
+    for body, answer in zip(good, answers[:3] + answers[4:]):
+        assert answer.json()["caption"] == expected(reference["v1"], body)
+
+
 def test_caption_a_wav_from_the_registry_champion(service, reference):
     audio = encode(tone(440.0))
 

@@ -204,7 +204,8 @@ class CaptionIngress:
                 {"status": "unavailable", "error": "the model deployment did not answer"}, 503
             )
         if not info.get("loaded"):
-            return JSONResponse({"status": "unavailable", "error": info.get("error")}, status_code=503)
+            # the load error names the model URI and local paths: /v1/model shows it to operators
+            return JSONResponse({"status": "unavailable", "error": "no model is loaded"}, status_code=503)
         return JSONResponse({"status": "ok", "model": {"name": info["name"], "version": info["version"]}})
 
     @http_app.get("/v1/model")
