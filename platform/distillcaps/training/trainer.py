@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
@@ -230,8 +231,33 @@ def ensure_ray(cfg: Config, **init_kwargs: Any) -> bool:
     from distillcaps.ray_runtime import ensure_ray as ensure_ray_runtime
 
     started = ensure_ray_runtime(object_store_mb=cfg.train.object_store_mb, attempts=5, **init_kwargs)
+    import ray
+
+    from distillcaps.tracking import tracking_uri
+
+    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
+    check_store_reaches_every_host(tracking_uri(cfg), hosts)
     start_data_stats_actor()
     return started
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+
+
+def check_store_reaches_every_host(uri: str, hosts: set[str]) -> None:
+    """On a cluster of several machines, Train workers elsewhere log to the same MLflow store only if
+    it is a server at an address they reach: not this machine's loopback, not a local SQLite file
+    (each machine would write its own copy, or fail)."""
+    if len(hosts) <= 1:
+        return
+    host = urlparse(uri).hostname or ""
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri or host in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"the MLflow tracking store {uri} is local to this machine, but the Ray cluster has "
+            f"{len(hosts)} machines ({', '.join(sorted(hosts))}): set MLFLOW_TRACKING_URI (or "
+            "tracking.tracking_uri) to a server every node reaches, e.g. http://<head address>:5000 "
+            "(cluster.yaml starts one on the head)"
+        )
 
 
 def start_data_stats_actor() -> None:
