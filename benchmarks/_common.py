@@ -78,7 +78,7 @@ def set_threads(threads: int) -> None:
         pass
 
 
-def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
+def start_benchmark_ray(num_cpus: int, attempts: int = 3) -> None:
     """A small local Ray (256 MB object store, no dashboard) through distillcaps.ray_runtime, which
     picks explicit agent ports, retries a start that misses Ray's window on a loaded machine and
     ends the processes of a failed attempt. RAY_SERVE_* variables reach the workers too."""

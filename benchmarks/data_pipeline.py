@@ -35,7 +35,7 @@ from _common import (  # noqa: E402
     paired_ratio,
     parse_args,
     set_threads,
-    start_local_ray,
+    start_benchmark_ray,
     time_call,
 )
 from _tiny_stack import build_random_tiny_stack, synthetic_captions  # noqa: E402
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-4)
 
-        start_local_ray(args.ray_cpus)
+        start_benchmark_ray(args.ray_cpus)
         try:
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False

@@ -33,7 +33,7 @@ from _common import (  # noqa: E402
     paired_ratio,
     parse_args,
     set_threads,
-    start_local_ray,
+    start_benchmark_ray,
 )
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         clap = build_clap(cfg)  # trains the tiny CLAP once (untimed)
         pinned = pinned_config(cfg, clap)
 
-        start_local_ray(args.ray_cpus)
+        start_benchmark_ray(args.ray_cpus)
         try:
             ray.data.DataContext.get_current().enable_progress_bars = False
             outputs: dict[str, object] = {}

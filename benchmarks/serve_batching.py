@@ -37,7 +37,7 @@ from _common import (  # noqa: E402
     paired_ratio,
     parse_args,
     percentile,
-    start_local_ray,
+    start_benchmark_ray,
 )
 from _tiny_stack import build_random_tiny_stack  # noqa: E402
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         body = wav_bytes(args.seconds)
         for key, value in SERVE_ENV.items():
             os.environ.setdefault(key, value)
-        start_local_ray(2)
+        start_benchmark_ray(2)
         try:
             port = free_port()
             serve.start(http_options={"host": "127.0.0.1", "port": port})

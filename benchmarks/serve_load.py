@@ -116,15 +116,14 @@ class ServeMemory:
 def start_service(args: argparse.Namespace) -> str:
     from ray import serve
 
-    from distillcaps.ray_runtime import free_port
+    from distillcaps.ray_runtime import ensure_ray, free_port
     from distillcaps.serving.app import build_app
-    from distillcaps.serving.local_ray import init_local_ray
     from distillcaps.serving.model_store import default_tracking_uri
 
     env = {"MLFLOW_DISABLE_TELEMETRY": "true"}
     if args.plugin_dir:
         env["PYTHONPATH"] = str(Path(args.plugin_dir).resolve())
-    init_local_ray(num_cpus=2, object_store_memory=500 * 1024 * 1024, runtime_env={"env_vars": env})
+    ensure_ray(num_cpus=2, object_store_mb=500, env_vars=env)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     options = {

@@ -86,9 +86,9 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory):
         "DISTILLCAPS_MODEL_CACHE": str(cache),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    from distillcaps.serving.local_ray import init_local_ray
+    from distillcaps.ray_runtime import ensure_ray
 
-    init_local_ray(num_cpus=2, object_store_memory=500 * 1024 * 1024, runtime_env={"env_vars": env_vars})
+    ensure_ray(num_cpus=2, object_store_mb=500, env_vars=env_vars)
     os.environ["DISTILLCAPS_MODEL_CACHE"] = str(cache)
     yield ray
     ray.shutdown()

@@ -78,11 +78,11 @@ def run_serve(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
+    from distillcaps.ray_runtime import ensure_ray
     from distillcaps.serving.app import build_app
-    from distillcaps.serving.local_ray import init_local_ray
 
     cfg = _serving_config(args, args.model)
-    init_local_ray(num_cpus=args.num_cpus)
+    ensure_ray(num_cpus=args.num_cpus, object_store_mb=None)
     serve.start(http_options={"host": args.host, "port": args.port})
     print(f"serving {cfg.model_uri} on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     try:
@@ -97,13 +97,13 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_caption_batch(args: argparse.Namespace) -> int:
     import ray
 
+    from distillcaps.ray_runtime import ensure_ray
     from distillcaps.serving.batch import caption_batch
-    from distillcaps.serving.local_ray import init_local_ray
     from distillcaps.serving.options import DecodingOptions
 
     cfg = _serving_config(args, args.model)
     if not ray.is_initialized():
-        init_local_ray()
+        ensure_ray(object_store_mb=None)
     result = caption_batch(
         cfg,
         args.input,
