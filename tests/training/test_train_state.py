@@ -58,3 +58,39 @@ def test_restored_training_continues_exactly(tmp_path):
     step(restored, opt2, sched2)
     for a, b in zip(model.parameters(), restored.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_resuming_falls_back_past_a_damaged_newest_checkpoint(tmp_path, capsys):
+    from distillcaps.training.train_state import MODEL_DIR, checkpoint_damage
+    from distillcaps.training.trainer import latest_checkpoint
+
+    model, optimizer, scheduler = make(0)
+    ray_dir = tmp_path / "run" / "ray"
+    for epoch in (1, 2, 3):
+        step(model, optimizer, scheduler)
+        state = TrainState(epoch=epoch, global_step=epoch, history=[{"epoch": epoch}])
+        save_train_checkpoint(ray_dir / f"checkpoint_{epoch}", model, optimizer, scheduler, state)
+    assert latest_checkpoint(tmp_path / "run") == ray_dir / "checkpoint_3"
+
+    weights = ray_dir / "checkpoint_3" / MODEL_DIR / WEIGHTS_NAME  # a copy cut off by a crash
+    weights.write_bytes(weights.read_bytes()[:-8])
+    assert "not fully covered" in checkpoint_damage(ray_dir / "checkpoint_3")
+    assert latest_checkpoint(tmp_path / "run") == ray_dir / "checkpoint_2"
+    assert "skipping the damaged checkpoint" in capsys.readouterr().out
+
+    (ray_dir / "checkpoint_2" / "train_state.json").write_text('{"epoch": 2, "glo')
+    assert latest_checkpoint(tmp_path / "run") == ray_dir / "checkpoint_1"
+
+
+def test_best_and_last_are_replaced_whole(tmp_path):
+    from distillcaps.training.trainer import copy_model_checkpoints
+
+    model, optimizer, scheduler = make(0)
+    for epoch in (1, 2):
+        state = TrainState(epoch=epoch, global_step=epoch)
+        save_train_checkpoint(tmp_path / f"c{epoch}", model, optimizer, scheduler, state)
+        (tmp_path / f"c{epoch}" / "model" / "which").write_text(str(epoch))
+    copy_model_checkpoints(tmp_path / "c1", tmp_path / "c1", tmp_path / "out")
+    best, last = copy_model_checkpoints(tmp_path / "c1", tmp_path / "c2", tmp_path / "out")
+    assert (best / "which").read_text() == "1" and (last / "which").read_text() == "2"
+    assert sorted(p.name for p in (tmp_path / "out" / "checkpoints").iterdir()) == ["best", "last"]

@@ -77,6 +77,27 @@ def load_train_checkpoint(directory: Path, model, optimizer, scheduler) -> Train
     return read_train_state(directory)
 
 
+def checkpoint_damage(directory: Path) -> str:
+    """What is wrong with a checkpoint folder ("" when it is whole): its state must parse and every
+    safetensors file in it must cover what its header declares (a truncated copy does not)."""
+    from safetensors import safe_open
+
+    try:
+        json.loads((directory / STATE_FILE).read_text())
+    except (OSError, ValueError) as err:
+        return f"{STATE_FILE}: {err}"
+    weights = sorted(directory.rglob("*.safetensors"))
+    if not any(w.parent.name == MODEL_DIR for w in weights):
+        return f"no weights in {MODEL_DIR}/"
+    for path in weights:
+        try:
+            with safe_open(str(path), "pt") as handle:
+                handle.keys()
+        except Exception as err:  # safetensors raises its own error type for a short file
+            return f"{path.relative_to(directory)}: {err}"
+    return ""
+
+
 def read_train_state(directory: Path) -> TrainState:
     """The TrainState of a checkpoint folder, without loading any weights."""
     payload = json.loads((directory / STATE_FILE).read_text())

@@ -378,15 +378,23 @@ def datasets_to_split(num_workers: int) -> str | list[str]:
 
 
 def training_checkpoints(ray_dir: Path, index: int = 0) -> list[tuple[Path, Any]]:
-    """(folder, TrainState) of every complete Ray checkpoint in ray_dir of training ``index``."""
-    from distillcaps.training.train_state import STATE_FILE, read_train_state
+    """(folder, TrainState) of every whole Ray checkpoint in ray_dir of training ``index``.
+
+    A damaged one (a copy into storage cut off by a crash: unreadable state, truncated weights) is
+    skipped with a warning, so resuming falls back to the one before it."""
+    from distillcaps.training.train_state import STATE_FILE, checkpoint_damage, read_train_state
 
     found = []
     for folder in sorted(ray_dir.glob("checkpoint_*")):
-        if (folder / STATE_FILE).is_file():
-            state = read_train_state(folder)
-            if state.training == index:
-                found.append((folder, state))
+        if not (folder / STATE_FILE).is_file():
+            continue
+        damage = checkpoint_damage(folder)
+        if damage:
+            print(f"skipping the damaged checkpoint {folder}: {damage}", flush=True)
+            continue
+        state = read_train_state(folder)
+        if state.training == index:
+            found.append((folder, state))
     return found
 
 
@@ -428,8 +436,15 @@ def copy_model_checkpoints(best_dir: Path, last_dir: Path, output_dir: Path) -> 
     out = {}
     for name, source in (("best", best_dir), ("last", last_dir)):
         target = output_dir / "checkpoints" / name
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(source / MODEL_DIR, target)
+        # the new copy is whole before the old one goes: a crash leaves one or the other, never half
+        fresh, old = target.with_name(f".{name}-new"), target.with_name(f".{name}-old")
+        for leftover in (fresh, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        shutil.copytree(source / MODEL_DIR, fresh)
+        if target.exists():
+            target.rename(old)
+        fresh.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
         out[name] = target
     return out["best"], out["last"]
 
