@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 from test_train_ray import SLOW_TIMEOUT_S, SMALL
 
 from distillcaps.config import ConfigError, load_config
@@ -44,6 +46,8 @@ def fake_checkpoint(ray_dir: Path, name: str, training: int, epoch: int, val: fl
     folder.mkdir(parents=True)
     history = [{"epoch": e, "val_loss_student": val if e == epoch else 9.0} for e in range(1, epoch + 1)]
     state = {"training": training, "epoch": epoch, "global_step": 10 * epoch, "history": history}
+    (folder / "model").mkdir()  # whole weights: a damaged checkpoint would be skipped
+    save_file({"epoch": torch.tensor([float(epoch)])}, str(folder / "model" / "trainable.safetensors"))
     (folder / STATE_FILE).write_text(json.dumps(state))
     return folder
 
@@ -185,9 +189,7 @@ def test_a_failed_fit_keeps_the_finished_member_fails_the_running_one_and_drops_
     def failing_fit(cfg, prepared, storage_dir, trainings, uri, *args):
         ray_dir = storage_dir / "ray"
         for name, training, epoch in (("a", 0, 1), ("b", 0, 2), ("c", 1, 1)):
-            folder = fake_checkpoint(ray_dir, name, training=training, epoch=epoch, val=1.0 / epoch)
-            (folder / "model").mkdir()
-            (folder / "model" / "trainable.safetensors").write_bytes(b"weights")
+            fake_checkpoint(ray_dir, name, training=training, epoch=epoch, val=1.0 / epoch)
         raise RuntimeError("worker group died in member 1")
 
     monkeypatch.setattr(trainer, "ensure_ray", lambda cfg: False)
@@ -201,7 +203,7 @@ def test_a_failed_fit_keeps_the_finished_member_fails_the_running_one_and_drops_
     assert outcome.not_started == [2]
     first = outcome.results[0]
     assert [h["epoch"] for h in first.history] == [1, 2]
-    assert (first.best_checkpoint / "trainable.safetensors").read_bytes() == b"weights"
+    assert load_file(str(first.best_checkpoint / "trainable.safetensors"))["epoch"].item() == 2.0
     client = MlflowClient(tracking_uri(cfgs[0]))
     assert client.get_run(first.run_id).info.status == "FINISHED"
     runs = client.search_runs([client.get_experiment_by_name(cfgs[0].tracking.experiment).experiment_id])

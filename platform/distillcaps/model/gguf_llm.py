@@ -97,7 +97,7 @@ def convert_gguf(source: Path, out_dir: Path) -> None:
     # on every decode) for a byte-level BPE tokenizer
     tokenizer.clean_up_tokenization_spaces = False
     adds_bos = tokenizer("a").input_ids[:1] == [tokenizer.bos_token_id]
-    if special.get("add_bos", False) != adds_bos:
+    if bool(special.get("add_bos")) != adds_bos:  # a file without the key is taken as "no <bos>"
         raise ValueError(
             f"{source}: the file says add_bos_token={special.get('add_bos')}, but the tokenizer "
             f"transformers built from it {'adds' if adds_bos else 'does not add'} one"
