@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from standin_backend import write_standin_checkpoint
 
-from distillcaps.serving import model_store
+from distillcaps import atomic_folder
 from distillcaps.serving.model_store import register_checkpoint, resolve_model
 
 
@@ -64,7 +64,7 @@ def test_a_finished_download_is_not_repeated(tmp_path, monkeypatch):
     uri, cache = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "cache"
     register_checkpoint(write_standin_checkpoint(tmp_path / "a", "once"), name="m", tracking_uri=uri)
     first = resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache)
-    monkeypatch.setattr(model_store.shutil, "rmtree", lambda *a, **k: pytest.fail("downloaded again"))
+    monkeypatch.setattr(atomic_folder.shutil, "rmtree", lambda *a, **k: pytest.fail("downloaded again"))
     monkeypatch.setattr(mlflow.artifacts, "download_artifacts", lambda **k: pytest.fail("downloaded again"))
     assert resolve_model("models:/m/1", tracking_uri=uri, cache_dir=cache).path == first.path
 

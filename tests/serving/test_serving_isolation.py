@@ -53,7 +53,7 @@ def test_a_batch_that_succeeds_is_one_call_and_retrieval_errors_are_not_retried(
     assert [a["kind"] for a in answers] == ["retrieval_unavailable"] * 2 and answers[0]["status"] == 409
 
 
-def test_an_unexpected_error_is_a_json_500_that_names_no_internals():
+def test_an_unexpected_error_is_a_json_500_that_names_no_internals(tmp_path):
     import asyncio
     import json
 
@@ -62,10 +62,11 @@ def test_an_unexpected_error_is_a_json_500_that_names_no_internals():
     from distillcaps.serving.app import _internal_error
 
     request = Request({"type": "http", "method": "POST", "path": "/v1/captions", "headers": []})
-    response = asyncio.run(_internal_error(request, RuntimeError("/home/me/.cache/secret sqlite:///x.db")))
+    secret = tmp_path / "cache" / "secret"
+    response = asyncio.run(_internal_error(request, RuntimeError(f"{secret} sqlite:///{secret}.db")))
     body = json.loads(response.body)
     assert response.status_code == 500 and body["kind"] == "internal"
-    assert "/home" not in response.body.decode() and "sqlite" not in response.body.decode()
+    assert str(tmp_path) not in response.body.decode() and "sqlite" not in response.body.decode()
 
 
 def test_health_is_a_json_503_when_the_model_deployment_does_not_answer():

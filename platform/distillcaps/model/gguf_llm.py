@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from distillcaps.atomic_folder import build_folder
 
 PACKAGE_PREFIX = "package:"
 CONVERSION_FORMAT = 1  # bump when the conversion changes, so older folders are not reused
@@ -54,22 +54,12 @@ def dequantised_llm(folder: Path, gguf_file: str, cache_root: Path | None = None
     if not source.is_file():
         raise FileNotFoundError(f"model.llm.gguf_file: no file {gguf_file!r} in {folder}")
     target = (cache_root or llm_cache_root()) / f"{source.stem}-{file_digest(source)}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
-    try:
+
+    def convert(tmp: Path) -> None:
         print(f"de-quantising {source} once (cached in {target})", flush=True)
         convert_gguf(source, tmp)
-        try:
-            os.rename(tmp, target)  # atomic: a reader sees the whole folder or nothing
-        except OSError:
-            if not (target / "config.json").is_file():  # lost a race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return build_folder(target, convert, marker="config.json")
 
 
 def file_digest(path: Path) -> str:

@@ -13,10 +13,7 @@ peft LoRA.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from distillcaps.atomic_folder import build_folder
 from distillcaps.model.config import LLMConfig, PromptConfig
 from distillcaps.model.llm_sources import LLMS, tiny_llm_source
 from distillcaps.model.tokenizer import train_caption_tokenizer
@@ -101,9 +99,8 @@ def ensure_tiny_llm(cfg) -> Path:
     out = source.folder
     if source.cached:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+
+    def pretrain(tmp: Path) -> None:
         clips = len(source.train_clips)
         print(f"pretraining the tiny LLM on {clips} clips' captions (cached in {out})", flush=True)
         meta = pretrain_tiny_llm(
@@ -124,14 +121,8 @@ def ensure_tiny_llm(cfg) -> Path:
                 f"none {ce['none']:.3f}; induction {induction:.3f}",
                 flush=True,
             )
-        try:
-            os.rename(tmp, out)  # atomic: a reader sees the whole directory or nothing
-        except OSError:
-            if not (out / "config.json").is_file():  # lost a race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return build_folder(out, pretrain, marker="config.json")
 
 
 def pretrain_tiny_llm(

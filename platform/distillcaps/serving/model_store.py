@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from distillcaps.atomic_folder import build_folder
 
 DEFAULT_MODEL_NAME = "distillcaps-student"
 DEFAULT_ALIAS = "champion"
@@ -199,24 +199,11 @@ def _refuse_dot_segments(uri: str, segments: list[str]) -> None:
 
 
 def _download_once(target: Path, download: Callable[[str], object]) -> None:
-    """Run ``download(folder)`` into a temporary sibling of ``target``, then rename it into place.
+    """``download(folder)`` into ``target`` once, whole or not at all (see build_folder); a finished
+    target holds ``.complete``."""
 
-    A finished target holds ``.complete``; a reader never sees a half-written one, a failed download
-    leaves nothing behind, and of two concurrent downloads the first rename wins.
-    """
-    if (target / ".complete").is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():  # an unfinished folder left by a version of this code that wrote in place
-        shutil.rmtree(target, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    def fetch(tmp: Path) -> None:
         download(str(tmp))
         (tmp / ".complete").touch()
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / ".complete").is_file():  # lost the race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    build_folder(target, fetch, marker=".complete")

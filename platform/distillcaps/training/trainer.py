@@ -381,7 +381,7 @@ def training_checkpoints(ray_dir: Path, index: int = 0) -> list[tuple[Path, Any]
     """(folder, TrainState) of every whole Ray checkpoint in ray_dir of training ``index``.
 
     A damaged one (a copy into storage cut off by a crash: unreadable state, truncated weights) is
-    skipped with a warning, so resuming falls back to the one before it."""
+    skipped with a warning, so resuming takes the newest whole checkpoint."""
     from distillcaps.training.train_state import STATE_FILE, checkpoint_damage, read_train_state
 
     found = []
