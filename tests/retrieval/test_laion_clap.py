@@ -42,3 +42,23 @@ def test_laion_clap_without_checkpoint_file_names_the_key(tmp_path):
     cfg = load_config(None, ["retrieval.clap=laion-clap", f"retrieval.clap_checkpoint={tmp_path}/missing.pt"])
     with pytest.raises(FileNotFoundError, match="retrieval.clap_checkpoint"):
         build_clap(cfg)
+
+
+class Payload:
+    """An arbitrary pickled object: weights_only loading must refuse it."""
+
+
+def test_laion_checkpoint_is_read_without_unpickling_code(tmp_path):
+    import torch
+
+    from distillcaps.retrieval.clap.laion import read_state_dict
+
+    weights = {"module.a.weight": torch.ones(2)}
+    weights["module.text_branch.embeddings.position_ids"] = torch.arange(3)
+    torch.save({"epoch": 3, "name": "run", "state_dict": weights}, tmp_path / "trainer.pt")
+    assert set(read_state_dict(tmp_path / "trainer.pt")) == {"a.weight"}  # prefix gone, position_ids dropped
+    torch.save({"a.weight": torch.ones(2)}, tmp_path / "bare.pt")  # no position_ids: no KeyError
+    assert set(read_state_dict(tmp_path / "bare.pt")) == {"a.weight"}
+    torch.save({"state_dict": {"a.weight": Payload()}}, tmp_path / "pickled.pt")
+    with pytest.raises(ValueError, match=r"pickled.pt: not a plain checkpoint.*weights_only=True"):
+        read_state_dict(tmp_path / "pickled.pt")

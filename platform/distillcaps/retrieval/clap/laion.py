@@ -1,4 +1,5 @@
-"""``laion-clap``: the ``laion_clap`` package with a user-supplied checkpoint (``load_ckpt(path)``).
+"""``laion-clap``: the ``laion_clap`` package with a user-supplied checkpoint, read with
+``torch.load(weights_only=True)`` (never laion-clap's own ``load_ckpt``, which unpickles anything).
 
 ``import laion_clap`` loads the roberta-base / bert-base-uncased / facebook/bart-base tokenizers
 (and its CLAP class loads roberta-base weights) from the Hugging Face hub at import/build time.
@@ -59,6 +60,30 @@ def import_laion_clap():
     return laion_clap
 
 
+# Keys laion-clap's load_ckpt drops: transformers >= 4.31 keeps RoBERTa's position_ids in a buffer
+# that is no longer part of the state dict.
+DROPPED_KEYS = ("text_branch.embeddings.position_ids",)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a laion-clap checkpoint: ``{"state_dict": ...}`` as its trainer saves it
+    (keys prefixed ``module.`` under DDP) or a bare state dict, read with ``weights_only=True``."""
+    import pickle
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path}: not a plain checkpoint of tensors, numbers and strings; refused rather than "
+            f"unpickled with code execution (torch.load(weights_only=True): {err})"
+        ) from None
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: no state dict of tensors in it (laion-clap saves {{'state_dict': ...}})")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {k: v for k, v in state.items() if k not in DROPPED_KEYS}
+
+
 class LaionClapEncoder(ClapEncoder):
     name = "laion-clap"
 
@@ -81,9 +106,9 @@ class LaionClapEncoder(ClapEncoder):
         self.module = laion_clap.CLAP_Module(
             enable_fusion=enable_fusion, amodel=amodel, device=str(self.device)
         )
-        # load_ckpt deletes text_branch.embeddings.position_ids unconditionally: checkpoints written
-        # by laion-clap's trainer carry it; a checkpoint without it raises KeyError there.
-        self.module.load_ckpt(str(checkpoint), verbose=False)
+        # Not module.load_ckpt: its torch.load turns weights_only off, and unpickling then runs whatever
+        # code a file holds. The same steps here, reading tensors and plain containers only.
+        self.module.model.load_state_dict(read_state_dict(checkpoint))
         self.module.eval()
         self.max_samples = int(self.module.model_cfg["audio_cfg"]["clip_samples"])
         self._identity = f"{self.name}:{hash_files([checkpoint])}"
