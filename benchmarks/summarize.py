@@ -75,7 +75,8 @@ def section(data: dict, note: str = "") -> str:
     lines = [
         f"### {data['benchmark']}{'' if data['quick'] else ' (full size)'}{f': {note}' if note else ''}",
         "",
-        f"`{data['command']}` — {data['created_utc']}, {m.get('cpu_count')} cores ({m.get('cpu_model')}), "
+        # the machine and the command, not the date: a figure holds for what ran, not for when
+        f"`{data['command']}` — {m.get('cpu_count')} cores ({m.get('cpu_model')}), "
         f"GPU: {m['gpu']['name'] if m.get('gpu') else 'none'}, load average at the end "
         f"{', '.join(f'{x:.1f}' for x in load)}; {data['repeats']} repetitions after "
         f"{data['warmup']} warm-up, {data['threads']} thread(s).",
