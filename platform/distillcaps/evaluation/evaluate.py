@@ -53,11 +53,16 @@ def evaluate(
     rag: bool,
     output_dir: Path,
     run_id: str | None = None,
+    log_metrics: bool = True,
 ) -> EvalResult:
+    """``run_id`` receives the predictions, metrics.json and samples as artifacts; with
+    ``log_metrics`` also the figures, keyed ``<subset>[_rag]_<metric>`` because a training run holds
+    two evaluations (without and with retrieval). An experiment's row run holds one evaluation and
+    logs its figures itself under plain keys, so it passes ``log_metrics=False``."""
     import torch
 
-    from distillcaps.data import read_records, resolve_dataset_dir
-    from distillcaps.data.batches import check_records
+    from distillcaps.data import resolve_dataset_dir
+    from distillcaps.data.usable import log_skipped, print_skipped, usable_records
     from distillcaps.evaluation.diversity import diversity_report
     from distillcaps.evaluation.metrics import score_captions
     from distillcaps.model.distillcaps_model import DistillCapsModel
@@ -66,9 +71,8 @@ def evaluate(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     root = resolve_dataset_dir(cfg)
-    records, skipped = check_records(
-        read_records(root, cfg.data.dataset_format, subset), cfg.data.on_bad_audio
-    )
+    records, skipped = usable_records(cfg, subset)
+    print_skipped(skipped, f"subset {subset!r}")
     if not records:
         raise ValueError(f"subset {subset!r} of {root} has no usable clips")
     retrieved = load_retrieved(cfg, subset)
@@ -108,7 +112,7 @@ def evaluate(
             name: {"metrics": b.metrics, "unavailable": b.unavailable} for name, b in baselines.items()
         },
         "baseline_unavailable": baseline_unavailable,
-        "skipped_bad_audio": [{"path": s.path, "reason": s.reason} for s in skipped],
+        "skipped_bad_audio": [{"fname": s.fname, "path": s.path, "reason": s.reason} for s in skipped],
     }
     (output_dir / "metrics.json").write_text(json.dumps(payload, indent=1))
     result = EvalResult(
@@ -123,7 +127,11 @@ def evaluate(
         diversity,
     )
     if run_id:
-        log_to_mlflow(cfg, run_id, result, output_dir, samples, subset)
+        log_to_mlflow(cfg, run_id, result, output_dir, samples, subset, log_metrics)
+        if cfg.data.on_bad_audio == "skip":
+            from distillcaps.tracking import tracking_uri
+
+            log_skipped(tracking_uri(cfg), run_id, skipped, subset=subset)
     return result
 
 
@@ -135,7 +143,7 @@ def caption_records(model, records, retrieved, cfg: Config, *, rag: bool, top_k:
     out: list[str] = []
     for start in range(0, len(records), cfg.eval.batch_size):
         chunk = records[start : start + cfg.eval.batch_size]
-        hits = [[h["caption"] for h in retrieved.get(r.fname, [])][:top_k] for r in chunk]
+        hits = [[h["caption"] for h in retrieved[r.fname]][:top_k] for r in chunk]
         if rag and any(not h for h in hits):
             missing = next(r.fname for r, h in zip(chunk, hits) if not h)
             raise ValueError(f"--rag: no retrieved captions for clip {missing!r}")
@@ -161,7 +169,7 @@ def baseline_captions(cfg: Config, root: Path, records, retrieved) -> dict[str, 
     else:
         why = f"training subset {cfg.data.train_subset!r} has no captions"
     out["most_frequent_caption"] = [most_common] * len(records) if most_common else why
-    top1 = [(retrieved.get(r.fname) or [{}])[0].get("caption") for r in records]
+    top1 = [(retrieved[r.fname] or [{}])[0].get("caption") for r in records]
     if all(top1):
         out["top1_retrieved"] = top1
     else:
@@ -195,21 +203,24 @@ def sample_table(records, predictions, retrieved, top_k: int, count: int) -> dic
         "file_name": [r.fname for r, _ in rows],
         "prediction": [p for _, p in rows],
         "references": [" | ".join(r.captions) for r, _ in rows],
-        "retrieved": [" | ".join(h["caption"] for h in retrieved.get(r.fname, [])[:top_k]) for r, _ in rows],
+        "retrieved": [" | ".join(h["caption"] for h in retrieved[r.fname][:top_k]) for r, _ in rows],
     }
 
 
-def log_to_mlflow(cfg: Config, run_id: str, result: EvalResult, output_dir: Path, samples, subset) -> None:
+def log_to_mlflow(
+    cfg: Config, run_id: str, result: EvalResult, output_dir: Path, samples, subset, log_metrics: bool
+) -> None:
     from distillcaps.evaluation.diversity import DIVERSITY_METRICS
     from distillcaps.tracking import RunLogger, tracking_uri
 
     logger = RunLogger(tracking_uri(cfg), run_id)
-    prefix = f"{subset}_rag" if result.rag else subset
-    metrics = {f"{prefix}_{k}": v for k, v in result.metrics.items()}
-    metrics.update({f"{prefix}_{name}": result.diversity[name] for name in DIVERSITY_METRICS})
-    for name, baseline in result.baselines.items():
-        metrics.update({f"{subset}_baseline_{name}_{k}": v for k, v in baseline.metrics.items()})
-    logger.log_metrics(metrics)
+    if log_metrics:
+        prefix = f"{subset}_rag" if result.rag else subset
+        metrics = {f"{prefix}_{k}": v for k, v in result.metrics.items()}
+        metrics.update({f"{prefix}_{name}": result.diversity[name] for name in DIVERSITY_METRICS})
+        for name, baseline in result.baselines.items():  # the same keys from both evaluations
+            metrics.update({f"{subset}_baseline_{name}_{k}": v for k, v in baseline.metrics.items()})
+        logger.log_metrics(metrics)
     folder = f"eval/{subset}{'_rag' if result.rag else ''}"
     logger.log_artifact(output_dir / "predictions.csv", folder)
     logger.log_artifact(output_dir / "metrics.json", folder)

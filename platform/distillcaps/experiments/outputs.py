@@ -13,6 +13,7 @@ from distillcaps.experiments.results import (
     write_results_md,
 )
 from distillcaps.experiments.tracking import ExperimentTracker
+from distillcaps.tracking.ui import runs_page_url, ui_command
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -67,6 +68,10 @@ def finish_experiment(
     finally:
         tracker.end(parent_id, results.ok)
     log(f"[{results.script}] wrote {', '.join(str(p) for p in paths)}")
+    log(
+        f"[{results.script}] compare the runs: {ui_command(tracker.uri)}, then open "
+        f"{runs_page_url(tracker.experiment_id)}"
+    )
     if results.failures:
         log(f"[{results.script}] {len(results.failures)} run(s) failed:")
         for failure in results.failures:

@@ -82,10 +82,11 @@ def sequential_group(train_fn: TrainFn) -> TrainGroupFn:
 def default_evaluate(
     checkpoint: Path, cfg: Config, *, training_cfg: Config | None = None, **kwargs: Any
 ) -> Any:
-    """Interface 8's evaluate; in-domain, so the training config adds nothing."""
+    """Interface 8's evaluate; in-domain, so the training config adds nothing. The row run gets
+    evaluate()'s artifacts; its figures are logged by ``_evaluate_one`` under one key each."""
     from distillcaps.evaluation.evaluate import evaluate
 
-    return evaluate(checkpoint, cfg, **kwargs)
+    return evaluate(checkpoint, cfg, log_metrics=False, **kwargs)
 
 
 @dataclass
@@ -364,9 +365,7 @@ def _evaluate_one(
             row.diversity[seed] = {**diversity, "num_clips": result.num_clips}
             tracker.log_metrics(run_id, {k: diversity[k] for k in DIVERSITY_METRICS})
         tracker.log_metrics(run_id, metrics)
-        tracker.log_metrics(
-            run_id, {"eval_seconds": time.perf_counter() - start, "num_clips": result.num_clips}
-        )
+        tracker.log_metrics(run_id, {"seconds": time.perf_counter() - start, "num_clips": result.num_clips})
         _record_baselines(results, getattr(result, "baselines", None) or {}, seed, spec)
         ok = True
         log(f"[{plan.script}] {spec.name} seed {seed}: " + _short(metrics))
