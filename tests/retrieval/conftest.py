@@ -18,10 +18,14 @@ class Record:  # the fields of distillcaps.data.ClipRecord that retrieval reads
     fname: str
     captions: list[str]
     dataset: str = "clotho"
-    path: Path = Path("/nonexistent.wav")
+    path: Path | None = None  # None: /data/<fname> (the guard keys clips by their file)
     subset: str = "dev"
     index: int = 0
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.path is None:
+            self.path = Path("/data") / self.fname
 
 
 class FakeClap(ClapEncoder):

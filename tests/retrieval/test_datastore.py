@@ -9,10 +9,11 @@ from distillcaps.retrieval.datastore import CaptionDatastore, EncoderMismatchErr
 
 
 def test_duplicates_collapse_and_keep_every_source(records):
-    captions, sources = collapse_captions(records)
+    captions, sources, first = collapse_captions(records)
     assert captions.count("a dog barks") == 1
     assert "A dog barks." not in captions  # same text up to case and final period
-    assert sources[captions.index("a dog barks")] == [("clotho", "a.wav"), ("clotho", "b.wav")]
+    assert sources[captions.index("a dog barks")] == ["/data/a.wav", "/data/b.wav"]  # resolved files
+    assert first[captions.index("a dog barks")] == ("clotho", "a.wav")
     assert len(captions) == len({c.lower().rstrip(".") for r in records for c in r.captions})
 
 
@@ -22,7 +23,7 @@ def test_save_load_round_trip(tmp_path, records, fake_clap):
     store.save(tmp_path / "ds")
     loaded = CaptionDatastore.load(tmp_path / "ds", expected_identity=clap.identity)
     assert loaded.captions == store.captions
-    assert loaded.sources == store.sources
+    assert loaded.sources == store.sources and loaded.first_sources == store.first_sources
     np.testing.assert_array_equal(loaded.vectors, store.vectors)
     assert loaded.identity == clap.identity
 

@@ -13,7 +13,7 @@ from distillcaps.config import load_config
 from distillcaps.retrieval import Retriever, ensure_retrieval, ensure_tiny_clap, load_retrieved
 from distillcaps.retrieval.clap import build_clap
 from distillcaps.retrieval.clap.tiny_train import tiny_clap_key, train_tiny_clap
-from distillcaps.retrieval.datastore import caption_key
+from distillcaps.retrieval.datastore import caption_key, clip_key
 from distillcaps.retrieval.precompute import records_for
 from distillcaps.retrieval.report import audio_text_recall, leakage_fraction
 from distillcaps.torch_threads import BUILD_THREADS
@@ -139,7 +139,7 @@ def test_online_retriever_matches_precomputed(cfg, clap):
     # Asked to exclude a training clip, it never returns that clip's captions.
     train = records_for(cfg, cfg.data.train_subset)[:2]
     waves, lengths = load_padded([r.path for r in train], cfg.data.sample_rate, cfg.data.max_seconds)
-    guarded = retriever.retrieve(waves, lengths, k=5, exclude=[(r.dataset, r.fname) for r in train])
+    guarded = retriever.retrieve(waves, lengths, k=5, exclude=[clip_key(r) for r in train])
     for r, captions in zip(train, guarded, strict=True):
         assert not {caption_key(c) for c in captions} & {caption_key(c) for c in r.captions}
 

@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 
 from distillcaps.data.audio import BadAudioError
-from distillcaps.data.batches import DecodeAudio, check_records, split_rows, to_model_batch
+from distillcaps.data.batches import DecodeAudio, split_rows, to_model_batch
 from distillcaps.data.records import ClipRecord
+from distillcaps.data.usable import check_records
 from distillcaps.training.data_pipeline import AttachFeatures
 from distillcaps.training.feature_cache import cache_key, write_cache
 
@@ -30,7 +31,7 @@ def records(tmp_path):
 
 
 def test_rows_one_per_caption_for_training_one_per_clip_for_evaluation(records):
-    retrieved = {"a.wav": [{"caption": "a cat meows", "score": 0.9, "source_fname": "x.wav"}]}
+    retrieved = {"a.wav": [{"caption": "a cat meows", "score": 0.9, "source_fname": "x.wav"}], "b.wav": []}
     train_rows = split_rows(records, retrieved, per="caption")
     assert [(r["clip"], r["caption"]) for r in train_rows] == [
         (0, "a dog barks"),
@@ -40,6 +41,8 @@ def test_rows_one_per_caption_for_training_one_per_clip_for_evaluation(records):
     assert train_rows[0]["retrieved"] == ["a cat meows"] and train_rows[2]["retrieved"] == []
     eval_rows = split_rows(records, retrieved, per="clip")
     assert [r["references"] for r in eval_rows] == [["a dog barks", "dog barking"], ["rain falls"]]
+    with pytest.raises(KeyError, match="b.wav"):  # a clip without retrieved captions is no silent []
+        split_rows(records, {"a.wav": retrieved["a.wav"]}, per="clip")
 
 
 def test_decode_stage_resamples_pads_and_crops(records):

@@ -129,10 +129,11 @@ def test_paper_preset_runs_end_to_end_on_stand_ins_in_the_real_formats(tmp_path,
     # the retrieved captions came from hf-clap: its cache folder and manifest name the backend
     (retrieval_dir,) = (cache_dir_for(cfg) / "retrieval").iterdir()
     assert retrieval_dir.name.startswith("hf-clap-")
-    manifest = json.loads((retrieval_dir / "manifest.json").read_text())
+    (lists,) = [p for p in retrieval_dir.glob("lists-*") if p.is_dir()]
+    manifest = json.loads((lists / "manifest.json").read_text())
     assert manifest["identity"].startswith("hf-clap:")
     for subset in ("dev", "val", "eval"):
-        rows = (retrieval_dir / f"{subset}.jsonl").read_text().splitlines()
+        rows = (lists / f"{subset}.jsonl").read_text().splitlines()
         assert rows and len(json.loads(rows[0])["retrieved"]) >= cfg.retrieval.top_k
 
     # MLflow holds the run with the paper's components as its parameters

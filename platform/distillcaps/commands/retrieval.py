@@ -57,12 +57,11 @@ def train_clap(args: argparse.Namespace) -> int:
 
 def build_datastore(args: argparse.Namespace) -> int:
     from distillcaps.retrieval.clap import build_clap
-    from distillcaps.retrieval.precompute import ensure_datastore, ensure_index, retrieval_dir
+    from distillcaps.retrieval.precompute import ensure_datastore, ensure_index
 
     cfg = config_of(args)
     clap = build_clap(cfg)
-    store = ensure_datastore(cfg, clap)
-    directory = retrieval_dir(cfg, clap) / f"datastore-{store.subset}"
+    store, directory = ensure_datastore(cfg, clap)
     index = ensure_index(cfg, store, directory)
     print(f"datastore: {directory} ({len(store)} distinct captions, dim {store.dim}, {clap.identity})")
     print(f"index: {index.kind} (retrieval.index={cfg.retrieval.index}, {index.size} vectors)")
@@ -70,13 +69,16 @@ def build_datastore(args: argparse.Namespace) -> int:
 
 
 def retrieve_all(args: argparse.Namespace) -> int:
-    from distillcaps.retrieval.precompute import ensure_retrieval, subsets_of
+    from distillcaps.data.usable import SkippedFile, print_skipped
+    from distillcaps.retrieval.precompute import MANIFEST, ensure_retrieval, subsets_of
 
     cfg = config_of(args)
     out = ensure_retrieval(cfg)
+    skipped = json.loads((out / MANIFEST).read_text()).get("skipped", {})
     for subset in subsets_of(cfg):
         lines = sum(1 for _ in open(out / f"{subset}.jsonl"))
         print(f"{subset}: {out / f'{subset}.jsonl'} ({lines} clips, {cfg.retrieval.store_k} captions each)")
+        print_skipped([SkippedFile(**s) for s in skipped.get(subset, [])], f"subset {subset!r}")
     return 0
 
 

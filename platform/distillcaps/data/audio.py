@@ -56,7 +56,13 @@ def read_checked(path: Path) -> tuple[np.ndarray, int]:
 
 
 def check_audio(path: str | Path) -> None:
-    """Raise BadAudioError if ``load_audio`` would; reads samples only when they could be non-finite."""
+    """Raise BadAudioError if ``load_audio`` would, without decoding the whole file.
+
+    The header's frame count is checked against the file: the last TAIL_FRAMES frames are sought and
+    decoded. A FLAC or MP3 cut short keeps its header's full count (libsndfile trusts FLAC's
+    STREAMINFO), so this is what catches it up front rather than mid-epoch. Float files are read
+    whole, since only their samples can be NaN/inf.
+    """
     path = Path(path)
     if not path.is_file():
         raise BadAudioError(path, "file not found")
@@ -70,6 +76,27 @@ def check_audio(path: str | Path) -> None:
         raise BadAudioError(path, "zero-length audio (0 samples)")
     if info.subtype in FLOAT_SUBTYPES or info.frames < 0:
         read_checked(path)
+        return
+    check_tail(path, info.frames)
+
+
+# Frames decoded at the end of a file to prove its header's length: they include the last block
+# (FLAC: 4,096 frames or fewer), which a cut anywhere damages or removes; a small read, not the file.
+TAIL_FRAMES = 4096
+
+
+def check_tail(path: Path, frames: int) -> None:
+    want = min(TAIL_FRAMES, frames)
+    try:
+        with sf.SoundFile(path) as f:
+            f.seek(frames - want)
+            got = len(f.read(want, dtype="float32"))
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as err:
+        raise BadAudioError(path, f"truncated or corrupt: its last frames do not decode ({err})") from err
+    if got < want:
+        raise BadAudioError(
+            path, f"truncated: the header says {frames} frames, but its last {want} yield {got}"
+        )
 
 
 def crop_or_pad(

@@ -1,7 +1,6 @@
 """Rows and batches that training, evaluation and captioning share, with no Ray in them.
 
     rows = split_rows(records, retrieved, per="caption")   # training: one row per caption
-    kept, skipped = check_records(records, "skip")         # every file checked before a run
     batch = DecodeAudio(16_000, num_samples(cfg), random_crop=False)(numpy_batch)
     model_batch = to_model_batch(batch, grid)              # numpy rows -> the model's batch dict
 
@@ -11,7 +10,6 @@ captioning call it directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -19,13 +17,6 @@ import numpy as np
 if TYPE_CHECKING:
     from distillcaps.config import Config
     from distillcaps.data.records import ClipRecord
-
-
-@dataclass
-class SkippedFile:
-    fname: str
-    path: str
-    reason: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -45,33 +36,13 @@ def split_rows(
     """
     rows = []
     for clip, record in enumerate(records):
-        top = [hit["caption"] for hit in retrieved.get(record.fname, [])]
+        top = [hit["caption"] for hit in retrieved[record.fname]]  # a clip without a line: an error
         base = {"clip": clip, "fname": record.fname, "path": str(record.path), "retrieved": top}
         if per == "caption":
             rows.extend({**base, "caption": caption} for caption in record.captions)
         else:
             rows.append({**base, "references": list(record.captions)})
     return rows
-
-
-def check_records(records: list[ClipRecord], on_bad_audio: str) -> tuple[list[ClipRecord], list[SkippedFile]]:
-    """Check every audio file before Ray starts: "error" raises BadAudioError naming the first bad
-    file; "skip" drops bad clips and returns them, so the caller can count and report them."""
-    from distillcaps.data.audio import BadAudioError, check_audio
-
-    kept, skipped = [], []
-    for record in records:
-        try:
-            check_audio(record.path)
-        except BadAudioError as err:
-            if on_bad_audio != "skip":
-                raise BadAudioError(
-                    err.path, f"{err.reason} (set data.on_bad_audio=skip to drop such clips and count them)"
-                ) from None
-            skipped.append(SkippedFile(record.fname, str(record.path), err.reason))
-            continue
-        kept.append(record)
-    return kept, skipped
 
 
 # ---------------------------------------------------------------------------------------------

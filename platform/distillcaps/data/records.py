@@ -5,8 +5,9 @@
 
 Formats are chosen through the ``DATASET_READERS`` registry (clotho, audiocaps, jsonl); a reader
 is ``reader(dataset_dir: Path, subset: str) -> list[ClipRecord]``. Readers only read metadata and
-say where each file should be; whether the audio is usable is decided when it is loaded
-(``distillcaps.data.audio.load_audio``), so a missing file is reported by name there.
+say where each file should be; whether the audio is usable is decided by ``check_audio`` before a
+run (``distillcaps.data.usable``) or when it is loaded, so a missing file is reported by name there.
+Clip names are unique within a subset (``DatasetFormatError`` naming both files otherwise).
 """
 
 from __future__ import annotations
@@ -45,7 +46,22 @@ def read_records(dataset_dir: str | Path, dataset_format: str, subset: str) -> l
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {dataset_dir}")
-    return DATASET_READERS.get(dataset_format)(dataset_dir, subset)
+    records = DATASET_READERS.get(dataset_format)(dataset_dir, subset)
+    check_unique_names(records, f"{dataset_format} subset {subset!r} of {dataset_dir}")
+    return records
+
+
+def check_unique_names(records: list[ClipRecord], where: str) -> None:
+    """A clip's name keys its retrieved captions, cached features and predictions row: two clips
+    sharing one would silently get each other's."""
+    first: dict[str, ClipRecord] = {}
+    for record in records:
+        seen = first.setdefault(record.fname, record)
+        if seen is not record:
+            raise DatasetFormatError(
+                f"{where}: clip name {record.fname!r} is used twice, by {seen.path} (clip {seen.index}) "
+                f"and {record.path} (clip {record.index})"
+            )
 
 
 def training_rows(records: list[ClipRecord]) -> list[tuple[ClipRecord, str]]:

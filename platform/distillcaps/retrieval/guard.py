@@ -32,7 +32,8 @@ def guarded_search(
 ) -> list[list[Hit]]:
     """Top-k hits per query (Q, E), excluding captions whose sources include that query's clip.
 
-    query_clips[i] is None for audio that is not in the datastore (serving): no exclusion.
+    query_clips[i] is the query's resolved audio path (``clip_key``), matched against each caption's
+    source files; None for audio that is not in the datastore (serving): no exclusion.
     """
     if len(queries) != len(query_clips):
         raise ValueError(f"{len(queries)} queries but {len(query_clips)} clip keys")

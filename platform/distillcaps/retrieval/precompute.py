@@ -1,8 +1,22 @@
 """Precomputed retrieval (interface 4): top ``store_k`` captions for every clip of every subset.
 
-    <cache>/retrieval/<clap-slug>/datastore-<subset>/  the embedded caption datastore (+ index-<kind>/)
-    <cache>/retrieval/<clap-slug>/<subset>.jsonl  {"fname", "retrieved": [{caption, score, source_fname}]}
-    <cache>/retrieval/<clap-slug>/manifest.json  settings + per-subset record hashes; stale -> recompute
+    <cache>/retrieval/<clap-slug>/datastore-<subset>-<key>/   the embedded caption datastore
+                                  .../index-<kind>-<tag>/      its search index
+    <cache>/retrieval/<clap-slug>/lists-<key>/<subset>.jsonl  {"fname", "retrieved": [{caption, score,
+                                                              source_fname}]}, one line per usable clip
+    <cache>/retrieval/<clap-slug>/lists-<key>/manifest.json   settings, clip counts, skipped files
+
+Each folder's name holds a hash of everything its content depends on, so a changed input gives a
+new folder and a stale one is never read: the datastore's key is the CLAP's identity (backend +
+checkpoint hash) and the datastore subset's clips (name, resolved audio path, captions); the lists'
+key adds every queried clip's audio file (resolved path, size, mtime), the query crop
+(``data.sample_rate``, ``data.max_seconds``), the index settings and ``store_k``/``search_k``.
+A folder is built under a temporary name and renamed into place whole (``build_folder``), under a
+lock (``cache_lock``): of two concurrent builders the second waits, then reads the first's folder.
+
+Queried clips are the usable ones (``distillcaps.data.usable``): with ``data.on_bad_audio=skip``
+a clip with bad audio has no line (the manifest names it), as it has no training row or prediction;
+with ``error`` a bad file stops the build. The datastore reads no audio and keeps every caption.
 
 Training, evaluation and the experiments read these files; nothing re-retrieves per step.
 """
@@ -13,15 +27,17 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distillcaps.atomic_folder import build_folder, cache_lock
+from distillcaps.retrieval.datastore import MANIFEST as DATASTORE_MANIFEST
 from distillcaps.retrieval.datastore import CaptionDatastore, check_identity, clip_key
 from distillcaps.retrieval.guard import guarded_search
 from distillcaps.retrieval.index import (
+    INDEX_JSON,
     CaptionIndex,
     build_index,
     index_settings,
@@ -36,6 +52,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+# Part of every key: bump it when what a cache folder holds changes meaning (a new field, a new rule).
+CACHE_VERSION = 2
+
+
+class MissingRetrievalError(KeyError):
+    """A clip that should have precomputed captions has none in the retrieval file."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class RetrievedLists(dict):
+    """fname -> retrieved list; a clip that is not in the file is an error naming it, never []."""
+
+    def __init__(self, rows: dict[str, list[dict[str, Any]]], source: Path) -> None:
+        super().__init__(rows)
+        self.source = source
+
+    def __missing__(self, fname: str) -> list[dict[str, Any]]:
+        raise MissingRetrievalError(
+            f"{self.source}: no retrieved captions for clip {fname!r} (its audio was skipped as bad "
+            "when the file was built, or the clip is not in this subset)"
+        )
 
 
 # --- locations and records ---------------------------------------------------------------------
@@ -56,16 +95,19 @@ def subsets_of(cfg: Config) -> list[str]:
 
 
 def records_for(cfg: Config, subset: str) -> list[Any]:
+    """Every clip of ``subset``, usable audio or not (see distillcaps.data.usable for the check)."""
     from distillcaps.data import read_records, resolve_dataset_dir
 
     return read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
 
 
-def records_hash(records: Sequence[Any]) -> str:
-    digest = hashlib.sha256()
-    for r in records:
-        digest.update(json.dumps([r.dataset, r.fname, list(r.captions)]).encode())
-    return digest.hexdigest()[:16]
+def digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def captions_identity(records: Sequence[Any]) -> list[list[Any]]:
+    """What a datastore built from ``records`` depends on: which clip said what."""
+    return [[r.dataset, r.fname, clip_key(r), list(r.captions)] for r in records]
 
 
 def pinned_config(cfg: Config, clap: ClapEncoder) -> Config:
@@ -75,51 +117,84 @@ def pinned_config(cfg: Config, clap: ClapEncoder) -> Config:
     return pinned
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # --- datastore + index ---------------------------------------------------------------------------
 
 
-def ensure_datastore(cfg: Config, clap: ClapEncoder, subset: str | None = None) -> CaptionDatastore:
-    """The datastore of ``subset`` (default cfg.retrieval.datastore_subset) embedded by ``clap``; cached."""
+def datastore_key(clap: ClapEncoder, subset: str, records: Sequence[Any]) -> str:
+    return digest(
+        {
+            "version": CACHE_VERSION,
+            "identity": clap.identity,
+            "subset": subset,
+            "captions": captions_identity(records),
+        }
+    )
+
+
+def ensure_datastore(
+    cfg: Config, clap: ClapEncoder, subset: str | None = None
+) -> tuple[CaptionDatastore, Path]:
+    """(the datastore of ``subset`` (default cfg.retrieval.datastore_subset) embedded by ``clap``,
+    its folder); built once per key."""
     subset = subset or cfg.retrieval.datastore_subset
     records = records_for(cfg, subset)
-    directory = retrieval_dir(cfg, clap) / f"datastore-{subset}"
-    stamp = directory / "records.hash"
-    if stamp.is_file() and stamp.read_text() == records_hash(records):
-        return CaptionDatastore.load(directory, expected_identity=clap.identity)
-    with build_threads():  # the vectors must not depend on the calling process (torch_threads.py)
-        store = CaptionDatastore.build(clap, records, subset, batch_size=max(cfg.retrieval.batch_size, 256))
-    store.save(directory)
-    write_atomic(stamp, records_hash(records))
-    return store
+    folder = retrieval_dir(cfg, clap) / f"datastore-{subset}-{datastore_key(clap, subset, records)}"
+
+    def build(tmp: Path) -> None:
+        with build_threads():  # the vectors must not depend on the calling process (torch_threads.py)
+            store = CaptionDatastore.build(
+                clap, records, subset, batch_size=max(cfg.retrieval.batch_size, 256)
+            )
+        store.save(tmp)  # writes its manifest last
+
+    with cache_lock(folder):
+        build_folder(folder, build, marker=DATASTORE_MANIFEST)
+    return CaptionDatastore.load(folder, expected_identity=clap.identity), folder
 
 
 def ensure_index(cfg: Config, store: CaptionDatastore, datastore_dir: Path) -> CaptionIndex:
-    """The configured index over ``store`` (saved beside it; rebuilt when the settings change)."""
+    """The configured index over ``store`` (saved beside it; one folder per settings)."""
     settings = index_settings(cfg.retrieval, len(store))
-    tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    directory = datastore_dir / f"index-{resolve_index_kind(cfg.retrieval.index, len(store))}-{tag}"
-    if (directory / "index.json").is_file():
-        index = load_index(directory)
-        if index.size == len(store):
-            return index
-    index = build_index(cfg.retrieval, store.vectors)
-    index.save(directory)
+    kind = resolve_index_kind(cfg.retrieval.index, len(store))
+    folder = datastore_dir / f"index-{kind}-{digest({'kind': kind, **settings})[:8]}"
+    with cache_lock(folder):
+        build_folder(
+            folder, lambda tmp: build_index(cfg.retrieval, store.vectors).save(tmp), marker=INDEX_JSON
+        )
+    index = load_index(folder)
+    if index.size != len(store):
+        raise RuntimeError(f"{folder}: index of {index.size} vectors for a datastore of {len(store)}")
     return index
 
 
 # --- precomputed top-k -----------------------------------------------------------------------------
 
 
-def ensure_retrieval(cfg: Config) -> Path:
-    """Compute (once) the leakage-guarded top store_k captions of every clip of every subset.
+def lists_key(cfg: Config, clap: ClapEncoder, store_key: str, record_sets: dict[str, list]) -> dict[str, Any]:
+    """Everything the lists' content depends on (hashed into their folder's name)."""
+    from distillcaps.data.usable import files_identity
 
-    -> the folder holding ``<subset>.jsonl`` for cfg.data.{train,val,eval}_subset.
+    rcfg = cfg.retrieval
+    return {
+        "version": CACHE_VERSION,
+        "identity": clap.identity,
+        "datastore": store_key,
+        "index": {
+            "kind": rcfg.index,
+            "nlist": rcfg.ivf_nlist,
+            "nprobe": rcfg.ivf_nprobe,
+            "hnsw_m": rcfg.hnsw_m,
+        },
+        "store_k": rcfg.store_k,
+        "search_k": rcfg.search_k,
+        "query_audio": {"sample_rate": cfg.data.sample_rate, "max_seconds": cfg.data.max_seconds},
+        "subsets": {s: files_identity(r) for s, r in record_sets.items()},  # incl. size, mtime
+    }
+
+
+def ensure_retrieval(cfg: Config) -> Path:
+    """Compute (once per key) the leakage-guarded top store_k captions of every usable clip of every
+    subset. -> the folder holding ``<subset>.jsonl`` for cfg.data.{train,val,eval}_subset.
     """
     from distillcaps.retrieval.clap import build_clap
 
@@ -127,37 +202,54 @@ def ensure_retrieval(cfg: Config) -> Path:
     if rcfg.store_k < rcfg.top_k:
         raise ValueError(f"retrieval.store_k={rcfg.store_k} is smaller than retrieval.top_k={rcfg.top_k}")
     clap = build_clap(cfg)
-    out = retrieval_dir(cfg, clap)
-    subsets = subsets_of(cfg)
-    record_sets = {s: records_for(cfg, s) for s in subsets}
-    wanted = {
-        "identity": clap.identity,
-        "datastore_subset": rcfg.datastore_subset,
-        "datastore_records": records_hash(records_for(cfg, rcfg.datastore_subset)),
-        "index": rcfg.index,
-        "store_k": rcfg.store_k,
-        "search_k": rcfg.search_k,
-        "subsets": {s: records_hash(r) for s, r in record_sets.items()},
-    }
-    manifest_path = out / MANIFEST
-    if manifest_path.is_file() and all((out / f"{s}.jsonl").is_file() for s in subsets):
-        stored = json.loads(manifest_path.read_text())
-        if {k: stored.get(k) for k in wanted} == wanted:
-            return out
-    store = ensure_datastore(cfg, clap)
-    index = ensure_index(cfg, store, out / f"datastore-{store.subset}")
-    pinned = pinned_config(cfg, clap)
-    timings = {}
-    for subset, records in record_sets.items():
-        t0 = time.perf_counter()
-        rows = retrieve_records(pinned, clap, store, index, records)
-        write_atomic(out / f"{subset}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        timings[subset] = round(time.perf_counter() - t0, 2)
-        log.info("retrieval: %s -> %d clips in %.1f s", subset, len(rows), timings[subset])
-    write_atomic(
-        manifest_path, json.dumps({**wanted, "seconds": timings, "datastore_size": len(store)}, indent=2)
-    )
-    return out
+    record_sets = {s: records_for(cfg, s) for s in subsets_of(cfg)}
+    store_records = record_sets.get(rcfg.datastore_subset) or records_for(cfg, rcfg.datastore_subset)
+    store_key = datastore_key(clap, rcfg.datastore_subset, store_records)
+    key = lists_key(cfg, clap, store_key, record_sets)
+    folder = retrieval_dir(cfg, clap) / f"lists-{digest(key)}"
+
+    def build(tmp: Path) -> None:
+        from distillcaps.data.usable import check_records
+
+        store, store_dir = ensure_datastore(cfg, clap)
+        index = ensure_index(cfg, store, store_dir)
+        pinned = pinned_config(cfg, clap)
+        timings, counts, skipped = {}, {}, {}
+        for subset, records in record_sets.items():
+            t0 = time.perf_counter()
+            kept, bad = check_records(records, cfg.data.on_bad_audio)  # "error" raises here
+            rows = retrieve_records(pinned, clap, store, index, kept)
+            (tmp / f"{subset}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            timings[subset] = round(time.perf_counter() - t0, 2)
+            counts[subset] = len(rows)
+            skipped[subset] = [vars(b) for b in bad]
+            log.info("retrieval: %s -> %d clips in %.1f s", subset, len(rows), timings[subset])
+        summary = {k: v for k, v in key.items() if k != "subsets"}
+        manifest = {
+            **summary,
+            "clips": counts,
+            "skipped": skipped,
+            "seconds": timings,
+            "datastore_size": len(store),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))  # last: the folder's sign of being whole
+
+    with cache_lock(folder):
+        build_folder(folder, build, marker=MANIFEST)
+    check_skipped(folder, cfg.data.on_bad_audio)
+    return folder
+
+
+def check_skipped(folder: Path, on_bad_audio: str) -> None:
+    """Lists built under on_bad_audio=skip hold no line for a bad clip: with "error" that is an error."""
+    from distillcaps.data.audio import BadAudioError
+
+    skipped = json.loads((folder / MANIFEST).read_text()).get("skipped", {})
+    first = next((item for items in skipped.values() for item in items), None)
+    if on_bad_audio != "skip" and first is not None:
+        raise BadAudioError(
+            first["path"], f"{first['reason']} (set data.on_bad_audio=skip to drop such clips and count them)"
+        )
 
 
 def retrieve_records(
@@ -185,7 +277,7 @@ def retrieve_records(
                 {
                     "caption": store.captions[h.caption_id],
                     "score": round(h.score, 6),
-                    "source_fname": store.sources[h.caption_id][0][1],
+                    "source_fname": store.first_sources[h.caption_id][1],
                 }
                 for h in row
             ],
@@ -194,16 +286,17 @@ def retrieve_records(
     ]
 
 
-def load_retrieved(cfg: Config, subset: str) -> dict[str, list[dict[str, Any]]]:
-    """fname -> retrieved list (best first) for ``subset``; computes the cache on first use."""
+def load_retrieved(cfg: Config, subset: str) -> RetrievedLists:
+    """fname -> retrieved list (best first) for ``subset``'s usable clips; computes the cache on first
+    use. Looking up a clip that has no line raises MissingRetrievalError naming it."""
     path = ensure_retrieval(cfg) / f"{subset}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no precomputed retrieval for subset {subset!r} (computed: {', '.join(subsets_of(cfg))})"
         )
-    out = {}
+    rows = {}
     for line in path.read_text().splitlines():
         if line:
             row = json.loads(line)
-            out[row["fname"]] = row["retrieved"]
-    return out
+            rows[row["fname"]] = row["retrieved"]
+    return RetrievedLists(rows, path)

@@ -68,18 +68,19 @@ def leakage_fraction(retrieved: dict[str, list[dict[str, Any]]], records: Sequen
     leaked = 0
     for r in records:
         own = {caption_key(c) for c in r.captions}
-        if any(caption_key(item["caption"]) in own for item in retrieved.get(r.fname, [])):
+        if any(caption_key(item["caption"]) in own for item in retrieved[r.fname]):
             leaked += 1
     return leaked / len(records)
 
 
 def retrieval_report(cfg: Config) -> dict[str, float]:
+    from distillcaps.data.usable import usable_records
     from distillcaps.retrieval.clap import build_clap
-    from distillcaps.retrieval.precompute import load_retrieved, records_for
+    from distillcaps.retrieval.precompute import load_retrieved
 
     clap = build_clap(cfg)
-    val = records_for(cfg, cfg.data.val_subset)
+    val, _ = usable_records(cfg, cfg.data.val_subset)
     report = {f"retrieval/{k}": v for k, v in audio_text_recall(clap, val, cfg).items()}
-    train = records_for(cfg, cfg.data.train_subset)
+    train, _ = usable_records(cfg, cfg.data.train_subset)
     report["retrieval/train_leakage"] = leakage_fraction(load_retrieved(cfg, cfg.data.train_subset), train)
     return report

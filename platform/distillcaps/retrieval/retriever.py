@@ -26,11 +26,11 @@ class Retriever:
     @classmethod
     def from_config(cls, cfg: Config) -> Retriever:
         from distillcaps.retrieval.clap import build_clap
-        from distillcaps.retrieval.precompute import ensure_datastore, ensure_index, retrieval_dir
+        from distillcaps.retrieval.precompute import ensure_datastore, ensure_index
 
         clap = build_clap(cfg)
-        store = ensure_datastore(cfg, clap)
-        index = ensure_index(cfg, store, retrieval_dir(cfg, clap) / f"datastore-{store.subset}")
+        store, folder = ensure_datastore(cfg, clap)
+        index = ensure_index(cfg, store, folder)
         return cls(clap, store, index, cfg.retrieval.search_k)
 
     def retrieve(
@@ -40,8 +40,9 @@ class Retriever:
         k: int,
         exclude: Sequence[ClipKey | None] | None = None,
     ) -> list[list[str]]:
-        """(B, S) 16 kHz audio -> the k best captions per clip. ``exclude``: (dataset, fname) per row
-        for audio that is itself in the datastore (its own captions are then never returned)."""
+        """(B, S) 16 kHz audio -> the k best captions per clip. ``exclude``: the resolved audio
+        path per row (``clip_key``) for audio that is itself in the datastore (its own captions are
+        then never returned)."""
         return [[c for c, _ in row] for row in self.retrieve_scored(waveforms, lengths, k, exclude)]
 
     def retrieve_scored(

@@ -112,7 +112,8 @@ def train_group(
     group_name: str = "group",
 ) -> GroupOutcome:
     """Train every config in ``cfgs`` in order in one Ray Train run (see the module docstring)."""
-    from distillcaps.tracking import RunLogger, create_run, end_run, log_config, tracking_uri
+    from distillcaps.data.usable import log_skipped
+    from distillcaps.tracking import create_run, end_run, log_config, tracking_uri
     from distillcaps.training.trainer import (
         check_checkpoint_metric,
         ensure_ray,
@@ -158,9 +159,9 @@ def train_group(
         ensure_ray(cfgs[0])
         prepared = prepare_data(cfgs[0])
         skipped = prepared.skipped
-        if skipped:
+        if cfgs[0].data.on_bad_audio == "skip":
             for _, run_id in members:
-                RunLogger(uri, run_id).log_metrics({"skipped_bad_audio": len(skipped)})
+                log_skipped(uri, run_id, skipped)
         trainings = [loop_training(cfg, prepared, run_id) for cfg, (_, run_id) in zip(cfgs, members)]
         fit(cfgs[0], prepared, outcome.folder, trainings, uri)
     except Exception as err:  # what finished is still collected below

@@ -111,10 +111,10 @@ def train(
         print(f"output folder: {output_dir}", flush=True)
         if resume_dir is None:
             log_config(run_id, cfg)
-        if prepared.skipped:
-            from distillcaps.tracking import RunLogger
+        if cfg.data.on_bad_audio == "skip":
+            from distillcaps.data.usable import log_skipped
 
-            RunLogger(uri, run_id).log_metrics({"skipped_bad_audio": len(prepared.skipped)})
+            log_skipped(uri, run_id, prepared.skipped)
 
         worker_run_id = run_id if worker_logs_metrics else None  # where the worker logs its epochs
         fit(
@@ -150,8 +150,9 @@ def check_checkpoint_metric(cfg: Config) -> None:
 
 def prepare_data(cfg: Config) -> PreparedData:
     """Caches first (data set, tiny CLAP/LLM, retrieval, frozen features), then the Ray Datasets."""
-    from distillcaps.data import read_records, resolve_dataset_dir
-    from distillcaps.data.batches import check_records, split_rows
+    from distillcaps.data import resolve_dataset_dir
+    from distillcaps.data.batches import split_rows
+    from distillcaps.data.usable import print_skipped, usable_records
     from distillcaps.model.encoders import build_audio_encoder
     from distillcaps.model.llm_sources import LLMS
     from distillcaps.retrieval import load_retrieved
@@ -162,15 +163,12 @@ def prepare_data(cfg: Config) -> PreparedData:
     splits = {"train": cfg.data.train_subset, "val": cfg.data.val_subset}
     records, skipped = {}, []
     for split, subset in splits.items():
-        kept, bad = check_records(read_records(root, cfg.data.dataset_format, subset), cfg.data.on_bad_audio)
+        kept, bad = usable_records(cfg, subset)
         if not kept:
             raise ValueError(f"subset {subset!r} of {root} has no usable clips")
         records[split] = kept
         skipped.extend(bad)
-    if skipped:
-        print(f"skipped {len(skipped)} clips with bad audio (data.on_bad_audio=skip):", flush=True)
-        for s in skipped[:20]:
-            print(f"  {s.path}: {s.reason}", flush=True)
+        print_skipped(bad, f"subset {subset!r}")
 
     # Resolve the pretrained parts here so that the cached pretraining steps (tiny CLAP, tiny LLM) run
     # once in one process, not in every worker at once. No model is built: that imported transformers
@@ -200,8 +198,7 @@ def prepare_data(cfg: Config) -> PreparedData:
             datasets[split] = audio_dataset(rows, cfg, random_crop=cfg.train.random_crop and split == "train")
     num_train_rows = sum(len(r.captions) for r in records["train"])
     val_contexts = [
-        (list(r.captions), [hit["caption"] for hit in retrieved["val"].get(r.fname, [])])
-        for r in records["val"]
+        (list(r.captions), [hit["caption"] for hit in retrieved["val"][r.fname]]) for r in records["val"]
     ]
     return PreparedData(datasets, grid, num_train_rows, skipped, val_contexts)
 

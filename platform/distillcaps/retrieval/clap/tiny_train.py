@@ -1,7 +1,8 @@
 """Train the tiny CLAP once on the training split and cache it: ``ensure_tiny_clap(cfg) -> Path``.
 
-The cache key hashes the training records (fnames + captions) and every setting that changes the
-weights, so a new dataset or config trains a new CLAP, and an unchanged one is reused.
+The cache key hashes the training records (fnames, captions, each audio file's size and mtime) and
+every setting that changes the weights, so new data or config trains a new CLAP, and an unchanged
+one is reused.
 Audio is decoded once into memory; each epoch pairs every clip with one random caption.
 """
 
@@ -11,9 +12,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,8 +33,13 @@ STATS = "train_stats.json"
 
 
 def ensure_tiny_clap(cfg: Config) -> Path:
-    """Directory of the tiny CLAP trained on cfg's training split (trains it on first use)."""
+    """Directory of the tiny CLAP trained on cfg's training split (trains it on first use).
+
+    Trained on the split's usable clips (``data.on_bad_audio``: a bad file stops it, or is skipped
+    as by training); built under a lock into a temporary folder renamed into place when whole."""
+    from distillcaps.atomic_folder import build_folder, cache_lock
     from distillcaps.data import cache_dir_for, read_records, resolve_dataset_dir
+    from distillcaps.data.usable import check_records
 
     dataset_dir = resolve_dataset_dir(cfg)
     records = read_records(dataset_dir, cfg.data.dataset_format, cfg.data.train_subset)
@@ -44,26 +47,25 @@ def ensure_tiny_clap(cfg: Config) -> Path:
         raise ValueError(f"{dataset_dir}: training subset {cfg.data.train_subset!r} has no clips")
     key = tiny_clap_key(cfg, records)
     target = Path(cache_dir_for(cfg)) / "pretrained" / f"tiny-clap-{key}"
-    if (target / STATS).exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-clap-{key}-", dir=target.parent))
-    try:
-        model, stats = train_tiny_clap(records, cfg)
+
+    def build(tmp: Path) -> None:
+        kept, _ = check_records(records, cfg.data.on_bad_audio)
+        if not kept:
+            raise ValueError(f"{dataset_dir}: training subset {cfg.data.train_subset!r} has no usable clips")
+        model, stats = train_tiny_clap(kept, cfg)
         model.save(tmp)
-        (tmp / STATS).write_text(json.dumps(stats, indent=2))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / STATS).exists():  # lost a race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("tiny-clap trained in %.1f s -> %s", stats["train_seconds"], target)
-    return target
+        (tmp / STATS).write_text(json.dumps(stats, indent=2))  # last: the folder's sign of being whole
+        log.info("tiny-clap trained in %.1f s -> %s", stats["train_seconds"], target)
+
+    with cache_lock(target):
+        return build_folder(target, build, marker=STATS)
 
 
 def tiny_clap_key(cfg: Config, records: Sequence[Any]) -> str:
+    """Every setting that changes the weights, and the training clips: names, captions and each
+    audio file's path, size and mtime (a changed or newly bad file trains a new CLAP)."""
+    from distillcaps.data.usable import files_identity
+
     enc = cfg.model.encoder
     digest = hashlib.sha256()
     settings = {
@@ -76,8 +78,8 @@ def tiny_clap_key(cfg: Config, records: Sequence[Any]) -> str:
         "max_seconds": cfg.data.max_seconds,
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    for r in records:
-        digest.update(json.dumps([r.dataset, r.fname, list(r.captions)]).encode())
+    for row in files_identity(list(records)):
+        digest.update(json.dumps(row).encode())
     return digest.hexdigest()[:16]
 
 
