@@ -21,7 +21,6 @@ def test_the_cross_domain_figures_in_the_docs_are_those_of_its_results_json():
         for r in json.loads((ROOT / "docs/results/cross_domain/results.json").read_text())["rows"]
     }
     experiments = (ROOT / "docs/experiments.md").read_text()
-    readme = (ROOT / "README.md").read_text()
     for direction in ("outdoor->indoor", "indoor->outdoor"):
         cells = [
             cider(rows[f"{direction}/{row}"])
@@ -29,10 +28,6 @@ def test_the_cross_domain_figures_in_the_docs_are_those_of_its_results_json():
         ]
         source, target = direction.split("->")
         assert f"| {source} → {target} | " + " | ".join(cells) + " |" in experiments
-        distill, rag = (
-            cider(rows[f"{direction}/{row}"]).split(" (")[0] for row in ("distill/rag", "rag/rag")
-        )
-        assert f"({distill} vs {rag})" in readme
 
 
 def test_the_soak_figures_in_the_docs_are_those_of_its_json():
@@ -49,9 +44,4 @@ def test_the_soak_figures_in_the_docs_are_those_of_its_json():
         f"| {model_mb} / {ingress_mb} MB |"
     )
     assert row in (ROOT / "docs/serving.md").read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert (
-        f"all {soak['bad_uploads']} bad uploads a JSON 4xx, all {statuses['200']} good ones captioned"
-        in readme
-    )
-    assert f"model replica peak RSS {model_mb} MB" in readme and four_xx == soak["bad_uploads"]
+    assert four_xx == soak["bad_uploads"]  # every malformed upload got a 4xx, no good one did
