@@ -7,7 +7,8 @@ Layout: ``cache_dir_for(cfg)/features/<key>/`` with ``tokens.npy`` (C, N, D) flo
 (C, N) bool, ``meta.json`` (grid, fnames, what the key was made of) and a ``.complete`` marker
 written last. The key is a hash of: every clip's name, path, size and mtime; the encoder's identity
 (registry name, its config section and a fingerprint of its weights); and the audio settings
-(sample rate, crop length). Changing any of them gives a new folder, never stale features.
+(sample rate, crop length). Changing any of them gives a new folder, never stale features. It is
+built under ``cache_lock``: of two concurrent builders the second waits and reuses the first's.
 
 Where the encoder runs (``train.encode_features_with``): a Ray Data stage (``EncodeFrozen``, on a GPU
 when training uses GPUs) or this process; "auto" uses Ray Data only for a GPU pass, since on CPU this
@@ -97,6 +98,7 @@ def audio_settings(cfg: Config) -> dict[str, Any]:
 
 def ensure_features(cfg: Config, records: list[ClipRecord], subset: str) -> Path:
     """The feature folder for these records (computed now if absent)."""
+    from distillcaps.atomic_folder import cache_lock
     from distillcaps.data.paths import cache_dir_for
     from distillcaps.model.encoders import build_audio_encoder
     from distillcaps.precompute_engine import runs_on_ray
@@ -107,18 +109,21 @@ def ensure_features(cfg: Config, records: list[ClipRecord], subset: str) -> Path
     if (target / COMPLETE).is_file():
         return target
     del encoder  # either engine builds its own (a Ray actor cannot share this one); built for the key only
-    rows = [{"clip": i, "fname": r.fname, "path": str(r.path)} for i, r in enumerate(records)]
-    if runs_on_ray(cfg.train.encode_features_with, on_gpu=cfg.train.use_gpu):
-        tokens, mask, grid = encode_with_ray(cfg, rows)
-    else:
-        tokens, mask, grid = encode_locally(cfg, rows)
-    write_cache(
-        target,
-        tokens,
-        mask,
-        grid,
-        {"fnames": [r.fname for r in records], "subset": subset, "audio": audio_settings(cfg)},
-    )
+    with cache_lock(target):  # a second builder waits, then finds the first one's folder
+        if (target / COMPLETE).is_file():
+            return target
+        rows = [{"clip": i, "fname": r.fname, "path": str(r.path)} for i, r in enumerate(records)]
+        if runs_on_ray(cfg.train.encode_features_with, on_gpu=cfg.train.use_gpu):
+            tokens, mask, grid = encode_with_ray(cfg, rows)
+        else:
+            tokens, mask, grid = encode_locally(cfg, rows)
+        write_cache(
+            target,
+            tokens,
+            mask,
+            grid,
+            {"fnames": [r.fname for r in records], "subset": subset, "audio": audio_settings(cfg)},
+        )
     return target
 
 
