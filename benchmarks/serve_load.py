@@ -116,7 +116,8 @@ class ServeMemory:
 def start_service(args: argparse.Namespace) -> str:
     from ray import serve
 
-    from distillcaps.ray_runtime import ensure_ray, free_port
+    from distillcaps.ports import free_port
+    from distillcaps.ray_runtime import ensure_ray
     from distillcaps.serving.app import build_app
     from distillcaps.serving.model_store import default_tracking_uri
 

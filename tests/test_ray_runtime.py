@@ -14,8 +14,9 @@ import psutil
 import pytest
 import ray
 
-from distillcaps import ray_runtime
-from distillcaps.ray_runtime import end_new_children, ensure_ray, forwarded_env, isolated_local_node
+from distillcaps import ports, process_env, ray_runtime
+from distillcaps.ray_compat import isolated_local_node
+from distillcaps.ray_runtime import end_new_children, ensure_ray, forwarded_env
 
 
 @pytest.fixture
@@ -103,18 +104,18 @@ def test_explicit_agent_ports_apply_only_inside_the_context():
 
 def test_agent_ports_come_from_below_the_ephemeral_range_and_never_twice():
     # A free port inside the ephemeral range could be taken by any bind(0) before the agent binds it.
-    low, _ = ray_runtime.ephemeral_ports()
-    ports = [ray_runtime.free_port() for _ in range(50)]
-    assert len(set(ports)) == len(ports)
-    first, last = ray_runtime.AGENT_PORT_RANGE
-    assert all(first <= p <= min(last, low - 1) for p in ports)
+    low, _ = ports.ephemeral_ports()
+    given = [ports.free_port() for _ in range(50)]
+    assert len(set(given)) == len(given)
+    first, last = ports.PORT_RANGE
+    assert all(first <= p <= min(last, low - 1) for p in given)
 
 
 def _two_free_adjacent_ports() -> int:
     """p such that p and p+1 are free, below the ephemeral range: there no bind(0) of another
     process on a busy host can take p+1 between this check and the test's own use of it."""
-    low, high = ray_runtime.AGENT_PORT_RANGE
-    for port in range(low, min(high, ray_runtime.ephemeral_ports()[0] - 1), 7):
+    low, high = ports.PORT_RANGE
+    for port in range(low, min(high, ports.ephemeral_ports()[0] - 1), 7):
         try:
             for candidate in (port, port + 1):
                 with socket.socket() as sock:
@@ -130,9 +131,9 @@ def test_a_port_someone_listens_on_is_not_handed_out(monkeypatch):
     with socket.socket() as taken:
         taken.bind(("", busy))
         taken.listen()
-        monkeypatch.setattr(ray_runtime, "_ports_given", set())
-        monkeypatch.setattr(ray_runtime, "AGENT_PORT_RANGE", (busy, busy + 1))
-        assert ray_runtime.free_port() == busy + 1  # the only free one of the two
+        monkeypatch.setattr(ports, "_ports_given", set())
+        monkeypatch.setattr(ports, "PORT_RANGE", (busy, busy + 1))
+        assert ports.free_port() == busy + 1  # the only free one of the two
 
 
 def test_end_new_children_ends_only_processes_started_after_the_snapshot():
@@ -167,8 +168,8 @@ def test_local_start_forwards_env_uses_its_own_agent_port_and_is_joined_later(no
             "DISTILLCAPS_PROBE",
             "PROBE_EXTRA",
             "RAY_ADDRESS",
-            *ray_runtime.WARM_WORKER_DEFAULTS,
-            *ray_runtime.LOCAL_NODE_DEFAULTS,
+            *process_env.RAY_WARM_WORKERS,
+            *process_env.RAY_LOCAL_NODE,
         )
         return (*(os.environ.get(k) for k in names), quiet)
 
@@ -177,7 +178,7 @@ def test_local_start_forwards_env_uses_its_own_agent_port_and_is_joined_later(no
     # processes got the warm-worker and local-node defaults (a worker inherits the raylet's
     # environment; a Train driver in a worker, as in a Tune trial, passes the latter on to Train)
     gcs_address = ray.get_runtime_context().gcs_address
-    defaults = (*ray_runtime.WARM_WORKER_DEFAULTS.values(), *ray_runtime.LOCAL_NODE_DEFAULTS.values())
+    defaults = (*process_env.RAY_WARM_WORKERS.values(), *process_env.RAY_LOCAL_NODE.values())
     assert ray.get(read_env.remote()) == ("from-driver", "yes", gcs_address, *defaults, True)
     node = ray._private.worker.global_worker.node
     # another local instance on the host (another user's job) holds the default agent port

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+
+from distillcaps.process_env import QUIET, set_defaults
 
 # Modules that provide subcommands (distillcaps.commands); each defines add_commands(subparsers).
 COMMAND_MODULES: list[str] = [
@@ -46,8 +47,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    set_defaults(QUIET)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

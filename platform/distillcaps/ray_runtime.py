@@ -20,9 +20,8 @@ plain ``ray.init()`` would join). Why the local start needs care (Ray 2.60, 2 lo
 - With several instances on the host, Ray helpers that look for "the" cluster themselves (the State
   API used by Train V2's PlacementGroupCleaner) pick any of them; the node's processes get
   ``RAY_ADDRESS`` pointing at their own GCS.
-- ``ray.init`` exposes none of this, so it is set on Ray's node parameters, the raylet's command
-  (``--dashboard_agent_listen_port``, which Ray never passes) and the raylet's environment for the
-  duration of the call.
+- ``ray.init`` exposes none of this, so ``distillcaps.ray_compat.isolated_local_node`` sets it on
+  Ray's private node parameters for the duration of the call.
 - A failed ``ray.init`` leaves its GCS server and helpers running. The processes a failed attempt
   started (new children of this process, by pid) are ended before the next attempt; Ray processes
   of other jobs are never touched.
@@ -32,39 +31,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import socket
 import time
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
+
+from distillcaps.ports import free_port
+from distillcaps.process_env import RAY_LOCAL_NODE, RAY_PATIENT_START, RAY_WARM_WORKERS, set_defaults
+from distillcaps.ray_compat import isolated_local_node
 
 # Environment variables every Ray worker needs as the driver has them (offline hub, no telemetry).
 FORWARDED_ENV_NAMES = ("HF_HUB_OFFLINE", "MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
 FORWARDED_ENV_PREFIXES = ("DISTILLCAPS_",)  # our own switches, e.g. the test's fault injection
-
-# Ray's timeouts for a host that is not busy: GCS marks a raylet dead after 5 missed 3 s heartbeats,
-# and Ray's processes wait 30 s for a raylet to come up. Set only where the caller has not chosen
-# otherwise; read by Ray's processes when they start.
-PATIENT_START_DEFAULTS = {
-    "RAY_raylet_start_wait_time_s": "120",
-    "RAY_health_check_period_ms": "10000",
-    "RAY_health_check_timeout_ms": "60000",
-    "RAY_health_check_failure_threshold": "30",
-}
-
-# Ray ends an idle worker process 1 s after it goes idle (idle_worker_killing_time_threshold_ms)
-# once the node holds more workers than a soft limit. Inside a Tune trial on 2 cores that ended the
-# Ray Data stage's task worker after every pass, so each epoch's train and val pass started a new
-# process importing torch: 6-9 s a pass instead of 0.2-0.6 s (experiments/sweep.py --quick). Five
-# minutes keeps it warm between passes; idle workers still go after that. Set only where the caller
-# has not chosen otherwise, like the above.
-WARM_WORKER_DEFAULTS = {"RAY_idle_worker_killing_time_threshold_ms": "300000"}
-
-# Train V2 starts a preemption watcher (one more actor process, ~6 CPU-seconds to start on 2 cores)
-# with every fit, to notice a spot node being taken back; a local node has nothing to take back.
-# Joined clusters keep Ray's default. Set only where the caller has not chosen otherwise.
-LOCAL_NODE_DEFAULTS = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
 def ensure_ray(
@@ -112,8 +89,7 @@ def ensure_ray(
         init_kwargs["num_cpus"] = num_cpus
     if object_store_mb is not None:
         init_kwargs["object_store_memory"] = object_store_mb * 1024 * 1024
-    for name, value in {**PATIENT_START_DEFAULTS, **WARM_WORKER_DEFAULTS, **LOCAL_NODE_DEFAULTS}.items():
-        os.environ.setdefault(name, value)
+    set_defaults(RAY_PATIENT_START, RAY_WARM_WORKERS, RAY_LOCAL_NODE)  # read by the processes it starts
     for attempt in range(1, attempts + 1):
         try:
             start_local_ray(runtime_env=runtime_env, **init_kwargs)
@@ -186,86 +162,3 @@ def forwarded_env(prefixes: tuple[str, ...] = ()) -> dict[str, str]:
     """The driver's variables that workers need: FORWARDED_ENV_NAMES, DISTILLCAPS_*, ``prefixes``."""
     wanted = FORWARDED_ENV_PREFIXES + tuple(prefixes)
     return {k: v for k, v in os.environ.items() if k in FORWARDED_ENV_NAMES or k.startswith(wanted)}
-
-
-# Where a local node's agent ports come from: above Ray's worker ports (10002-19999) and below the
-# kernel's ephemeral range (32768-60999 by default). A port found free *inside* the ephemeral range
-# can go to any bind(0) or outgoing connection before the agent binds it, seconds later: in CI the
-# driver's own gRPC server got the dashboard agent's port 9 s before the agent's slow start bound
-# it, and the raylet, which fate-shares with its agents, ended the instance under a running test.
-AGENT_PORT_RANGE = (20000, 32767)
-_ports_given: set[int] = set()  # never the same port twice from one process, even before it is bound
-
-
-def free_port() -> int:
-    """A TCP port that nothing listens on, from AGENT_PORT_RANGE (below the ephemeral range, so no
-    bind(0) takes it in the meantime), not handed out before by this process."""
-    low, high = AGENT_PORT_RANGE
-    high = min(high, ephemeral_ports()[0] - 1)
-    chooser = random.SystemRandom()  # independent of any seed a caller set
-    for _ in range(200 if high >= low else 0):
-        port = chooser.randint(low, high)
-        if port in _ports_given:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("", port))
-            except OSError:
-                continue
-        _ports_given.add(port)
-        return port
-    with socket.socket() as sock:  # no room below the ephemeral range on this host
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def ephemeral_ports() -> tuple[int, int]:
-    """The kernel's range for bind(0) and outgoing connections (Linux; the default elsewhere)."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-@contextlib.contextmanager
-def isolated_local_node() -> Iterator[int]:
-    """While active, a new local Ray node keeps to itself on a shared host. -> its agent HTTP port.
-
-    - Its agents get free, explicit ports (no port-file waits, no clash on 52365).
-    - Its raylet, and so every worker, actor and agent it starts, gets ``RAY_ADDRESS`` = its own GCS.
-      Ray's helpers that find "the" cluster by themselves otherwise pick one of the host's
-      instances: Train V2's PlacementGroupCleaner asks the State API whether the TrainController is
-      alive, and an answer from another instance's dashboard ("no such actor") would make it remove
-      the running training's placement group.
-    """
-    from ray._private import parameter, services
-
-    listen_port = free_port()
-    original_init = parameter.RayParams.__init__
-    original_start = services.start_ray_process
-
-    def init_with_ports(self, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        self.metrics_agent_port = self.metrics_agent_port or free_port()
-        self.metrics_export_port = self.metrics_export_port or free_port()
-        self.runtime_env_agent_port = self.runtime_env_agent_port or free_port()
-        self.dashboard_agent_listen_port = listen_port
-
-    def start_raylet_pinned(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
-        if process_type == "raylet":
-            command = [*command, f"--dashboard_agent_listen_port={listen_port}"]
-            gcs = next(a.split("=", 1)[1] for a in command if a.startswith("--gcs-address="))
-            kwargs["env_updates"] = {**(kwargs.get("env_updates") or {}), "RAY_ADDRESS": gcs}
-        return original_start(command, process_type, *args, **kwargs)
-
-    parameter.RayParams.__init__ = init_with_ports
-    services.start_ray_process = start_raylet_pinned
-    try:
-        yield listen_port
-    finally:
-        parameter.RayParams.__init__ = original_init
-        services.start_ray_process = original_start
-
-
-explicit_agent_ports = isolated_local_node  # the earlier name (serving/ray_head.py uses it)

@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from distillcaps.config import load_config
-from distillcaps.experiments.sweep import start_ray
+from distillcaps.ray_runtime import ensure_ray
 
 
 def stopped_fit(storage: str):
@@ -41,7 +41,9 @@ def stopped_fit(storage: str):
 def sweep_ray(tmp_path: Path):
     if ray.is_initialized():  # an earlier module's instance would be used as it is
         ray.shutdown()
-    start_ray(load_config("tiny", [f"run_dir={tmp_path}"]))
+    ensure_ray(
+        object_store_mb=load_config("tiny").train.object_store_mb, include_dashboard=True
+    )  # as sweep.py
     yield
     ray.shutdown()
 

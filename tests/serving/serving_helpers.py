@@ -7,7 +7,7 @@ import io
 import numpy as np
 import soundfile as sf
 
-from distillcaps.ray_runtime import free_port  # noqa: F401  (the tests import it from here)
+from distillcaps.ports import free_port  # noqa: F401  (the tests import it from here)
 
 MODEL_NAME = "distillcaps-student"
 DATASTORE = ["a high whistle over traffic", "a low hum of an engine", "a middle voice talking"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from distillcaps.cli import add_config_arguments
 from distillcaps.config import CONFIG_DIR, Config, read_yaml
 from distillcaps.experiments.runner import ConfigSource
+from distillcaps.process_env import OFFLINE, QUIET, RAY_PATIENT_START, set_defaults
 
 QUICK_CONFIG = CONFIG_DIR / "quick.yaml"
 DEFAULT_CONFIG = "ablation"  # configs/ablation.yaml: tiny at 1 epoch (25-min budget)
@@ -28,14 +28,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 
 def set_offline_environment() -> None:
     """Nothing is downloaded at run time, no telemetry; SIGTERM interrupts like Ctrl-C."""
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("MLFLOW_DISABLE_TELEMETRY", "true"),
-        ("RAY_USAGE_STATS_ENABLED", "0"),
-        # a shared, loaded machine can take longer than Ray's default to start a node
-        ("RAY_raylet_start_wait_time_s", "120"),
-    ):
-        os.environ.setdefault(key, value)
+    set_defaults(OFFLINE, QUIET, RAY_PATIENT_START)  # a loaded machine starts Ray nodes slowly
     interrupt_on_sigterm()
 
 

@@ -64,7 +64,7 @@ def prepare_parallel_trainings(cfg: Config, parallel: int) -> None:
     """Start (or join) Ray in this process before the jobs' threads do, then check that they fit."""
     import ray
 
-    from distillcaps.training.trainer import ensure_ray
+    from distillcaps.ray_runtime import ensure_ray
 
-    ensure_ray(cfg)
+    ensure_ray(object_store_mb=cfg.train.object_store_mb, attempts=5)
     check_parallel_trainings(cfg, parallel, ray.cluster_resources())

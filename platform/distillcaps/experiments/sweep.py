@@ -47,6 +47,7 @@ from distillcaps.experiments.parallel import check_parallel_trainings, trainings
 from distillcaps.experiments.results import ExperimentResults, RowResult, RunFailure
 from distillcaps.experiments.runner import ConfigSource, one_line
 from distillcaps.experiments.tracking import KIND_TAG, ExperimentTracker
+from distillcaps.ray_runtime import ensure_ray
 from distillcaps.registry import Registry
 
 SCRIPT = "sweep"
@@ -224,7 +225,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     try:
         import ray
 
-        start_ray(cfg)
+        # With the dashboard: without its State API, Train's PlacementGroupCleaner never learns that
+        # the TrainController of an ASHA-stopped trial died (Tune kills the trial's process), so the
+        # trial's placement group keeps its CPUs until the sweep ends and later trials' data stages
+        # wait for a CPU forever (tests/experiments/test_sweep_stopped_trials.py).
+        ensure_ray(object_store_mb=cfg.train.object_store_mb, attempts=5, include_dashboard=True)
         at_once = trials_at_once(args, cfg, num_samples, ray.cluster_resources())
         tracker.log_params(parent_id, {"max_concurrent": at_once, "trial_cpus": args.trial_cpus})
         results.notes.append(f"{at_once} trial(s) at a time.")
@@ -261,20 +266,6 @@ def run_sweep(args: argparse.Namespace) -> int:
         results.failures.append(RunFailure("sweep", SCRIPT, seed, one_line(err)))
     finish_experiment(results, out, tracker, parent_id)
     return 0 if results.ok else 1
-
-
-def start_ray(cfg: Config) -> bool:
-    """The training library's Ray start (retries on a busy machine, bounded object store), with the
-    dashboard on a local instance. -> True if it ran ray.init.
-
-    Without the dashboard's State API, Train's PlacementGroupCleaner never learns that the
-    TrainController of an ASHA-stopped trial died (Tune kills the trial's process), so the trial's
-    worker placement group keeps its CPUs until the sweep ends, and later trials' data stages wait
-    for a CPU forever (tests/experiments/test_sweep_stopped_trials.py).
-    """
-    from distillcaps.training.trainer import ensure_ray
-
-    return ensure_ray(cfg, include_dashboard=True)
 
 
 def trials_at_once(args: argparse.Namespace, cfg: Config, num_samples: int, cluster: dict[str, float]) -> int:

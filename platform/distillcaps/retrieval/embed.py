@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distillcaps.ray_runtime import ensure_ray
 from distillcaps.registry import Registry
 from distillcaps.retrieval.audio import load_padded
 from distillcaps.torch_threads import BUILD_THREADS, build_threads
@@ -45,19 +46,6 @@ class EmbedAudio:
         return {"row": np.asarray(batch["row"]), "embedding": embedding}
 
 
-def init_ray(cfg: Config) -> bool:
-    """Ray for the embedding stage (see distillcaps.ray_runtime): join a running one, else a small
-    local one (2 CPUs, ``retrieval.ray_object_store_mb``). -> True when this call ran ray.init."""
-    from distillcaps.ray_runtime import ensure_ray
-
-    return ensure_ray(
-        num_cpus=2,
-        object_store_mb=cfg.retrieval.ray_object_store_mb,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-
-
 @AUDIO_EMBEDDERS.register("ray")
 def embed_records_ray(
     cfg: Config, clap: ClapEncoder | None, paths: Sequence[str], actors: int = 1
@@ -69,7 +57,13 @@ def embed_records_ray(
     """
     import ray
 
-    started = init_ray(cfg)
+    # a running Ray is joined; else a small local one for this stage alone
+    started = ensure_ray(
+        num_cpus=2,
+        object_store_mb=cfg.retrieval.ray_object_store_mb,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False

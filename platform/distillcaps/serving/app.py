@@ -321,7 +321,8 @@ def serve_config(
 
 def deploy_config(config: dict[str, Any]) -> None:
     """Apply a Serve config to the running Serve instance, as ``serve run config.yaml`` does."""
-    from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
-    serve_start().deploy_apps(ServeDeploySchema.model_validate(config))
+    from distillcaps.ray_compat import serve_client
+
+    serve_client().deploy_apps(ServeDeploySchema.model_validate(config))

@@ -17,27 +17,21 @@ Environment variables set here (e.g. ``MLFLOW_TRACKING_URI``) reach every replic
 
 from __future__ import annotations
 
-import os
 import sys
 
-from distillcaps.ray_runtime import PATIENT_START_DEFAULTS, explicit_agent_ports
+from distillcaps.process_env import RAY_PATIENT_START, set_defaults
+from distillcaps.ray_compat import enable_token_auth, isolated_local_node
 
 DEFAULT_OPTIONS = ["--include-dashboard=false", "--disable-usage-stats"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ray._private.authentication.authentication_token_setup import (
-        enable_token_auth_by_default,
-        ensure_token_if_auth_enabled,
-    )
     from ray.scripts.scripts import cli
 
     args = ["start", "--head", "--block", *DEFAULT_OPTIONS, *(sys.argv[1:] if argv is None else argv)]
-    for name, value in PATIENT_START_DEFAULTS.items():  # inherited by the processes it starts
-        os.environ.setdefault(name, value)
-    enable_token_auth_by_default()  # explicit, so it does not depend on whether a token file exists
-    ensure_token_if_auth_enabled(None, create_token_if_missing=True)
-    with explicit_agent_ports():
+    set_defaults(RAY_PATIENT_START)  # inherited by the processes it starts
+    enable_token_auth()
+    with isolated_local_node():
         cli.main(args=args, prog_name="ray", standalone_mode=False)
     return 0
 

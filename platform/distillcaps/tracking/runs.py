@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distillcaps.process_env import QUIET, set_defaults
+
 if TYPE_CHECKING:
     import mlflow
 
@@ -35,7 +37,7 @@ PARENT_RUN_TAG = "mlflow.parentRunId"  # what MLflow's UI nests child runs by
 
 
 def disable_telemetry() -> None:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    set_defaults(QUIET)
 
 
 def tracking_uri(cfg: Config) -> str:
