@@ -100,6 +100,22 @@ class ConfigSource:
         return load_config(self.path, [*self.overrides, *extra])
 
 
+@dataclass
+class ExperimentRun:
+    """What every job of one invocation shares: the plan, its config, where results go and how."""
+
+    plan: ExperimentPlan
+    source: ConfigSource
+    output_dir: Path
+    tracker: ExperimentTracker
+    parent_id: str  # the invocation's MLflow parent run
+    results: ExperimentResults
+    rows: dict[str, RowResult]  # by row name; the same objects as results.rows
+    train_group_fn: TrainGroupFn
+    evaluate_fn: EvaluateFn
+    log: Callable[[str], None]
+
+
 def one_line(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}".strip()
     return text.splitlines()[0][:500] if text else type(err).__name__
@@ -149,23 +165,10 @@ def run_plan(
         rows[spec.name].paper = paper_lookup(spec) if paper_lookup else {}
     results.rows = list(rows.values())
     log(f"[{plan.script}] MLflow parent run {parent_id} ({tracker.uri}); output {output_dir}")
-
-    def train_and_evaluate(seed: int, group: list[TrainingSpec]) -> None:
-        checkpoints = _train_group(plan, group, seed, source, parent_id, results, train_group_fn, log)
-        for training in group:
-            checkpoint = checkpoints.get(training.key)
-            for spec in plan.rows_of(training.key):
-                if checkpoint is None:
-                    results.failures.append(
-                        RunFailure("evaluate", spec.name, seed, f"skipped: training {training.key!r} failed")
-                    )
-                    continue
-                _evaluate_one(
-                    plan, spec, training, seed, checkpoint, source, output_dir, tracker, parent_id,
-                    rows[spec.name], results, evaluate_fn, log,
-                )  # fmt: skip
-
-    jobs = [(seed, group) for seed in seeds for group in training_groups(plan, source, seed)]
+    run = ExperimentRun(
+        plan, source, output_dir, tracker, parent_id, results, rows, train_group_fn, evaluate_fn, log
+    )
+    jobs = [(run, seed, group) for seed in seeds for group in training_groups(plan, source, seed)]
     try:
         run_jobs(jobs, train_and_evaluate, parallel)
     except BaseException as err:  # Ctrl-C / SIGTERM: the partial results still say what happened
@@ -174,6 +177,19 @@ def run_plan(
     finally:
         finish_experiment(results, output_dir, tracker, parent_id, log=log)
     return results
+
+
+def train_and_evaluate(run: ExperimentRun, seed: int, group: list[TrainingSpec]) -> None:
+    """One job: train a group of one seed, then evaluate every row of each training that finished."""
+    checkpoints = _train_group(run, group, seed)
+    for training in group:
+        checkpoint = checkpoints.get(training.key)
+        for spec in run.plan.rows_of(training.key):
+            if checkpoint is None:
+                reason = f"skipped: training {training.key!r} failed"
+                run.results.failures.append(RunFailure("evaluate", spec.name, seed, reason))
+                continue
+            _evaluate_one(run, spec, training, seed, checkpoint)
 
 
 def serialized(log: Callable[[str], None]) -> Callable[[str], None]:
@@ -226,18 +242,10 @@ def training_groups(plan: ExperimentPlan, source: ConfigSource, seed: int) -> li
     return list(groups.values())
 
 
-def _train_group(
-    plan: ExperimentPlan,
-    group: list[TrainingSpec],
-    seed: int,
-    source: ConfigSource,
-    parent_id: str,
-    results: ExperimentResults,
-    train_group_fn: TrainGroupFn,
-    log: Callable[[str], None],
-) -> dict[str, Path]:
+def _train_group(run: ExperimentRun, group: list[TrainingSpec], seed: int) -> dict[str, Path]:
     """Train a group; members the group never reached (an earlier one failed) go to a new group.
     -> {training key: best checkpoint} of the trainings that finished; failures recorded."""
+    plan, source, results, log = run.plan, run.source, run.results, run.log
     done: dict[str, Path] = {}
     pending = list(group)
     while pending:
@@ -254,10 +262,10 @@ def _train_group(
         log(f"[{plan.script}] train {keys} seed {seed} (one worker group) ...")
         start = time.perf_counter()
         try:
-            outcome = train_group_fn(
+            outcome = run.train_group_fn(
                 cfgs,
                 run_names=[f"{plan.script}/{t.key}/seed{seed}" for t in members],
-                parent_run_id=parent_id,
+                parent_run_id=run.parent_id,
                 tags=[
                     {"script": plan.script, "training": t.key, "seed": str(seed), KIND_TAG: "training"}
                     for t in members
@@ -310,25 +318,16 @@ def _record_training(
 
 
 def _evaluate_one(
-    plan: ExperimentPlan,
-    spec: RowSpec,
-    training: TrainingSpec,
-    seed: int,
-    checkpoint: Path,
-    source: ConfigSource,
-    output_dir: Path,
-    tracker: ExperimentTracker,
-    parent_id: str,
-    row: RowResult,
-    results: ExperimentResults,
-    evaluate_fn: EvaluateFn,
-    log: Callable[[str], None],
+    run: ExperimentRun, spec: RowSpec, training: TrainingSpec, seed: int, checkpoint: Path
 ) -> None:
+    """Evaluate one row for one seed into its own MLflow child run; a failure is recorded, not raised."""
+    plan, results, tracker, log = run.plan, run.results, run.tracker, run.log
+    row = run.rows[spec.name]
     training_run = next(
         (t.get("run_id", "") for t in results.trainings if t["key"] == training.key and t["seed"] == seed), ""
     )
     run_id = tracker.start_child(
-        parent_id,
+        run.parent_id,
         run_name=f"{plan.script}/{spec.name}/seed{seed}",
         tags={
             KIND_TAG: "row",
@@ -345,10 +344,10 @@ def _evaluate_one(
     start = time.perf_counter()
     ok = False
     try:
-        cfg = source.load(*training.overrides, *spec.eval_overrides, f"seed={seed}")
-        training_cfg = source.load(*training.overrides, f"seed={seed}")
-        out = output_dir / "runs" / _slug(spec.name) / f"seed{seed}"
-        result = evaluate_fn(
+        cfg = run.source.load(*training.overrides, *spec.eval_overrides, f"seed={seed}")
+        training_cfg = run.source.load(*training.overrides, f"seed={seed}")
+        out = run.output_dir / "runs" / _slug(spec.name) / f"seed{seed}"
+        result = run.evaluate_fn(
             checkpoint,
             cfg,
             subset=cfg.data.eval_subset,
