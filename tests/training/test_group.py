@@ -18,7 +18,7 @@ from test_train_ray import SLOW_TIMEOUT_S, SMALL
 
 from distillcaps.config import ConfigError, load_config
 from distillcaps.training.group import check_members, group_key, prune_checkpoints
-from distillcaps.training.train_state import STATE_FILE
+from distillcaps.training.train_state import STATE_FILE, mark_complete
 from distillcaps.training.trainer import pick_checkpoints
 
 # One worker: Ray Data's split across workers is not guaranteed to hand out rows in the same order
@@ -49,6 +49,7 @@ def fake_checkpoint(ray_dir: Path, name: str, training: int, epoch: int, val: fl
     (folder / "model").mkdir()  # whole weights: a damaged checkpoint would be skipped
     save_file({"epoch": torch.tensor([float(epoch)])}, str(folder / "model" / "trainable.safetensors"))
     (folder / STATE_FILE).write_text(json.dumps(state))
+    mark_complete(folder)
     return folder
 
 
@@ -151,8 +152,8 @@ def test_a_worker_killed_in_the_second_member_continues_that_member(
     from mlflow import MlflowClient
 
     from distillcaps.tracking import tracking_uri
+    from distillcaps.training.fault_injection import KILL_ENV, KILL_TRAINING_ENV
     from distillcaps.training.group import train_group
-    from distillcaps.training.loop import KILL_ENV, KILL_TRAINING_ENV
 
     marker = tmp_path / "killed"
     monkeypatch.setenv(KILL_ENV, f"0:1:0:{marker}")  # rank 0, epoch 2, first step ...

@@ -74,7 +74,7 @@ def test_resuming_falls_back_past_a_damaged_newest_checkpoint(tmp_path, capsys):
 
     weights = ray_dir / "checkpoint_3" / MODEL_DIR / WEIGHTS_NAME  # a copy cut off by a crash
     weights.write_bytes(weights.read_bytes()[:-8])
-    assert "not fully covered" in checkpoint_damage(ray_dir / "checkpoint_3")
+    assert "bytes" in checkpoint_damage(ray_dir / "checkpoint_3")
     assert latest_checkpoint(tmp_path / "run") == ray_dir / "checkpoint_2"
     assert "skipping the damaged checkpoint" in capsys.readouterr().out
 

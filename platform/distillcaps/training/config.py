@@ -35,6 +35,12 @@ class TrainConfig:
     # (Ray Data for a GPU pass, else this process, the faster on CPU; distillcaps.precompute_engine)
     encode_features_with: str = "auto"
     checkpoint_metric: str = "val_loss_student"  # best checkpoint kept by this (lower is better)
+    # Checkpoints inside an epoch besides the one at its end (0: off), so that a fault costs at most
+    # this many steps, or minutes, instead of the epoch so far. Off by default: a tiny epoch is
+    # seconds, and each checkpoint is a save, a copy into Ray's storage and a barrier of all
+    # workers. For epochs of hours (paper.yaml) set one; with both set, whichever comes first.
+    checkpoint_every_steps: int = 0
+    checkpoint_every_minutes: float = 0.0
     max_failures: int = 1
     random_crop: bool = True  # training crops at random when the feature cache is off (else at 0)
     # Read the worker's whole epoch of batches into memory before its first step. While the steps

@@ -6,38 +6,49 @@ steps, so the trainings of an ablation that read the same data share one fit.
 
 For each training, each worker builds the model, restores the latest checkpoint if there is one
 (after a worker failure Ray hands it over through ``ray.train.get_checkpoint()``, and its state says
-which training of the group it belongs to; ``--resume`` passes a folder), wraps the model in DDP
-(``ray.train.torch.prepare_model``), and per epoch: trains on its shard of the "train" dataset,
-computes the validation losses on its shard of "val", averages everything across workers, and
-reports metrics + a checkpoint (written by rank 0) with ``ray.train.report``. Only rank 0 prints
-progress and logs to MLflow, into the training's own run (unless the training has no run id: a
-sweep's driver logs the reports instead, see distillcaps.experiments.trial_runs).
+which training of the group it belongs to; ``--resume`` passes a folder; a damaged one is replaced
+by the newest whole checkpoint of the run), wraps the model in DDP (``ray.train.torch.prepare_model``),
+and per epoch: trains on its shard of the "train" dataset, computes the validation losses on its
+shard of "val", averages everything across workers, and reports metrics + a checkpoint (written by
+rank 0) with ``ray.train.report``. Only rank 0 prints progress and logs to MLflow, into the
+training's own run (unless the training has no run id: a sweep's driver logs the reports instead,
+see distillcaps.experiments.trial_runs).
+
+Inside an epoch, ``train.checkpoint_every_steps`` / ``_minutes`` add step checkpoints (reported
+without an "epoch" key and ranked last by Ray: never the best). A step checkpoint resumes at its
+exact step: the epoch's data order is seeded (Ray Data keeps its order, ``preserve_order`` in
+distillcaps.training.trainer.fit, and each worker's local shuffle is seeded by epoch and rank), the
+resumed worker reads and drops the batches already trained on (Ray Data has no offset to start
+at), and the dropout RNG is seeded by the global step, so nothing else needs saving.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import os
-import signal
+import sys
 import tempfile
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-# Fault injection for tests: "rank:epoch:step:marker_file" kills that worker (SIGKILL) once.
-KILL_ENV = "DISTILLCAPS_TEST_KILL_WORKER"
-
-# Fault injection for tests: the index (in a group of trainings) that KILL_ENV applies to; default 0.
-KILL_TRAINING_ENV = "DISTILLCAPS_TEST_KILL_TRAINING"
+from distillcaps.training.fault_injection import maybe_hold_for_test, maybe_kill_for_test, maybe_nan_for_test
 
 LOSS_TERMS = ("auto", "rag", "dda")
 # Every report carries the index of its training in the worker group's list (0 when alone).
 TRAINING_KEY = "training_index"
+# What Ray ranks checkpoints by (lower is better): the epoch's train.checkpoint_metric, and UNSCORED
+# for a step checkpoint (not validated) or an epoch without that metric, so that neither is "best".
+SCORE_KEY = "checkpoint_score"
+# Not +inf: Ray's checkpoint-manager snapshot writes inf as null, and after a --resume the restored
+# null breaks its ranking ("unsupported operand type(s) for *: 'float' and 'NoneType'").
+UNSCORED = sys.float_info.max
 # Steps averaged per point of the per-step learning curve logged to MLflow (train_loss_by_step):
 # one point per 10 steps keeps it readable next to the epoch metrics.
 CURVE_WINDOW = 10
@@ -67,7 +78,8 @@ def per_worker_batch(cfg) -> int:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """config: "trainings" (list of {"cfg", "steps_per_epoch", "run_id"}, trained in order), "grid",
-    "tracking_uri", "resume_dir"."""
+    "tracking_uri", "resume_dir", "ray_dir" (the run's Ray storage folder, for falling back past a
+    damaged checkpoint)."""
     from distillcaps.training.lean_imports import hide_unused_packages
 
     hide_unused_packages()  # before transformers is imported: ~4 s less start-up per worker
@@ -77,27 +89,50 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     trainings = config["trainings"]
     # Where to start: a restarted worker group (or --resume) continues the training that was running.
-    checkpoint = ray.train.get_checkpoint()
     resume_dir = Path(config["resume_dir"]) if config.get("resume_dir") else None
-    first = 0
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = read_train_state(Path(folder))
-    elif resume_dir is not None:
-        state = read_train_state(resume_dir)
-    if checkpoint is not None or resume_dir is not None:
-        first = state.training
-        if state.epoch >= trainings[first]["cfg"]["train"]["epochs"]:  # that one had finished
-            first, checkpoint, resume_dir = first + 1, None, None
-    for index in range(first, len(trainings)):
-        restore = (checkpoint, resume_dir) if index == first else (None, None)
-        run_training(index, trainings[index], config, *restore)
+    ray_dir = Path(config["ray_dir"]) if config.get("ray_dir") else None
+    with restore_folder(ray.train.get_checkpoint(), resume_dir, ray_dir) as folder:
+        first = 0
+        if folder is not None:
+            state = read_train_state(folder)
+            first = state.training
+            if state.epoch >= trainings[first]["cfg"]["train"]["epochs"]:  # that one had finished
+                first, folder = first + 1, None
+        for index in range(first, len(trainings)):
+            run_training(index, trainings[index], config, folder if index == first else None)
 
 
-def run_training(
-    index: int, training: dict[str, Any], config: dict[str, Any], checkpoint, resume_dir: Path | None
-) -> None:
-    """Train one model of the group to its last epoch, reporting every epoch (tagged with ``index``)."""
+@contextmanager
+def restore_folder(checkpoint, resume_dir: Path | None, ray_dir: Path | None) -> Iterator[Path | None]:
+    """The checkpoint folder to continue from, or None (a fresh start): the newest whole one of Ray's
+    (a restarted worker group, or a fit in a run folder that has Ray's state), ``resume_dir``
+    (--resume) and the run's Ray folder ``ray_dir``. A damaged one is skipped. The Ray folder counts
+    because a checkpoint is in storage before Ray's controller has collected its report (it polls
+    every 2 s): a worker killed in between would otherwise be restarted from the one before."""
+    from distillcaps.training.train_state import checkpoint_damage, read_train_state
+    from distillcaps.training.trainer import newest_whole_checkpoint
+
+    with checkpoint.as_directory() if checkpoint is not None else nullcontext(None) as handed:
+        whole = []
+        for found in (handed, resume_dir):
+            damage = checkpoint_damage(Path(found)) if found is not None else ""
+            if damage:
+                print(f"skipping the damaged checkpoint {found}: {damage}", flush=True)
+            elif found is not None:
+                whole.append(Path(found))
+        if ray_dir is not None and ray_dir.is_dir():
+            whole.extend(filter(None, [newest_whole_checkpoint(ray_dir)]))
+
+        def position(folder: Path) -> tuple[int, int]:
+            state = read_train_state(folder)
+            return state.training, state.global_step
+
+        yield max(whole, key=position) if whole else None  # on a tie the first: Ray's
+
+
+def run_training(index: int, training: dict[str, Any], config: dict[str, Any], restore: Path | None) -> None:
+    """Train one model of the group to its last epoch from ``restore`` (a checkpoint folder, or None),
+    reporting every epoch and step checkpoint (tagged with ``index``)."""
     import ray.train
     import ray.train.torch
     from transformers import get_cosine_schedule_with_warmup
@@ -107,6 +142,7 @@ def run_training(
     from distillcaps.losses import TRAINING_MODES
     from distillcaps.model.distillcaps_model import DistillCapsModel
     from distillcaps.tracking.runs import RunLogger
+    from distillcaps.training.checkpoint_cadence import CheckpointCadence
     from distillcaps.training.train_state import TrainState, load_train_checkpoint, save_train_checkpoint
 
     started_training = time.perf_counter()
@@ -127,21 +163,24 @@ def run_training(
     device = ray.train.torch.get_device()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    total_steps = training["steps_per_epoch"] * cfg.train.epochs
+    steps = training["steps_per_epoch"]
+    total_steps = steps * cfg.train.epochs
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(cfg.train.warmup_ratio * total_steps), total_steps
     )
 
     state = TrainState(training=index)
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_train_checkpoint(Path(folder), model, optimizer, scheduler)
-    elif resume_dir is not None:
-        state = load_train_checkpoint(resume_dir, model, optimizer, scheduler)
-    if state.epoch and rank == 0:
-        print(f"resumed {cfg.train.mode} after epoch {state.epoch} (step {state.global_step})", flush=True)
+    if restore is not None:
+        state = load_train_checkpoint(restore, model, optimizer, scheduler)
+        state.resumed_at.append(state.global_step)
+        if rank == 0:
+            print(
+                f"resumed {cfg.train.mode} at epoch {state.epoch + 1} step {state.step_in_epoch} "
+                f"(global step {state.global_step}) from {restore}",
+                flush=True,
+            )
+    last_good = checkpoint_label(state, restore)
 
-    torch.manual_seed(cfg.seed * 1000 + rank + 7919 * state.epoch)  # dropout differs per rank/epoch
     run_id = training.get("run_id")
     logger = RunLogger(config["tracking_uri"], run_id) if rank == 0 and run_id else None
     autocast = (
@@ -149,38 +188,48 @@ def run_training(
         if cfg.train.precision == "bf16"
         else nullcontext()
     )
-    if rank == 0 and state.epoch == 0 and cfg.train.context_diagnostic_captions > 0:
+    if rank == 0 and state.global_step == 0 and cfg.train.context_diagnostic_captions > 0:
         log_context_diagnosis(model, cfg, training.get("val_contexts") or [], logger)
     grid = tuple(config["grid"]) if config["grid"] else None
     batch_size = per_worker_batch(cfg)
     terms = TRAINING_MODES.get(cfg.train.mode)
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
+    cadence = CheckpointCadence.from_config(cfg.train, rank, world, device)
     if rank == 0 and len(config["trainings"]) > 1:
         count = len(config["trainings"])
         print(f"training {index + 1}/{count}: {cfg.train.mode}, seed {cfg.seed}", flush=True)
 
+    def report(metrics: dict[str, Any]) -> str:
+        """ray.train.report with a checkpoint of now (written by rank 0) -> its label."""
+        with tempfile.TemporaryDirectory() as folder:
+            report_checkpoint = None
+            if rank == 0:
+                save_train_checkpoint(Path(folder), model, optimizer, scheduler, state)
+                report_checkpoint = ray.train.Checkpoint.from_directory(folder)
+            ray.train.report({**metrics, TRAINING_KEY: index}, checkpoint=report_checkpoint)
+        cadence.saved()
+        persisted = ray.train.get_checkpoint() if rank == 0 else None  # rank 0's is the one in storage
+        return checkpoint_label(state, persisted.path if persisted is not None else None)
+
     for epoch in range(state.epoch, cfg.train.epochs):
         model.train()
+        skip = state.step_in_epoch  # > 0 only in the epoch a step checkpoint resumes
         sums: dict[str, float] = defaultdict(float)
         curve: list[tuple[int, float]] = []  # (global step, loss): the learning curve within the epoch
+        if skip and rank == 0:  # the epoch's sums so far (all workers') go on from rank 0's
+            sums.update(state.epoch_sums)
+            curve = [(int(s), float(v)) for s, v in state.epoch_curve]
         started = time.perf_counter()
-        batches = train_shard.iter_batches(
-            batch_size=batch_size,
-            batch_format="numpy",
-            local_shuffle_buffer_size=cfg.train.shuffle_buffer or None,
-            local_shuffle_seed=cfg.seed * 1000 + epoch * 10 + rank,
-        )
-        if cfg.train.preload_epoch:
-            # Ray Data's scheduling loop runs in this process and, while the steps hold the
-            # pipeline back, polls without waiting: reading the epoch first lets it finish
-            batches = list(batches)
-        for step, batch in enumerate(batches):
+        batches = epoch_batches(train_shard, cfg, epoch, rank, batch_size)
+        for step, batch in enumerate(itertools.islice(batches, skip, None), start=skip):
+            # dropout by global step: a resumed run draws what the uninterrupted one drew
+            torch.manual_seed(step_seed(cfg.seed, rank, state.global_step))
             inputs = to_model_batch(batch, grid)
             with autocast:
                 out = wrapped(inputs)
-            loss = float(out.loss.detach())
-            check_finite_loss(loss, state.global_step + 1, epoch, inputs["fname"])
+            loss = maybe_nan_for_test(float(out.loss.detach()), state.global_step + 1)
+            check_finite_loss(loss, state.global_step + 1, epoch, inputs["fname"], last_good)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             if cfg.train.grad_clip > 0:
@@ -198,6 +247,20 @@ def run_training(
                     sums[term] += float(value) * rows
                     sums[f"{term}_rows"] += rows
             maybe_kill_for_test(rank, index, epoch, step)
+            maybe_hold_for_test(rank, index, epoch, step)
+            if cadence.due(state.global_step, step + 1, steps):
+                state.step_in_epoch = step + 1
+                reduced = all_reduce_sums({f"train_{k}": v for k, v in sums.items()}, world, device)
+                state.epoch_sums = {k[6:]: v for k, v in reduced.items() if k.startswith("train_")}
+                state.epoch_curve = [[s, v] for s, v in curve]
+                step_metrics = {
+                    "global_step": state.global_step,
+                    "step_in_epoch": step + 1,
+                    SCORE_KEY: UNSCORED,
+                }
+                last_good = report(step_metrics)
+                sums = defaultdict(float, state.epoch_sums if rank == 0 else {})
+        state.step_in_epoch, state.epoch_sums, state.epoch_curve = 0, {}, []
         train_seconds = time.perf_counter() - started
 
         val = validate(model, val_shard, batch_size, grid, autocast)
@@ -219,18 +282,46 @@ def run_training(
         metrics["best_epoch"] = state.best_epoch
         state.epoch = epoch + 1
         state.history.append(dict(metrics))
-
-        with tempfile.TemporaryDirectory() as folder:
-            report_checkpoint = None
-            if rank == 0:
-                save_train_checkpoint(Path(folder), model, optimizer, scheduler, state)
-                report_checkpoint = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report({**metrics, TRAINING_KEY: index}, checkpoint=report_checkpoint)
+        last_good = report({**metrics, SCORE_KEY: score if score is not None else UNSCORED})
         if rank == 0:
             print(progress_line(metrics, cfg.train.epochs), flush=True)
             if logger is not None:
                 logger.log_metrics(metrics, step=epoch + 1)
                 logger.log_series("train_loss_by_step", smoothed(curve, CURVE_WINDOW))
+
+
+def epoch_batches(shard, cfg, epoch: int, rank: int, batch_size: int):
+    """This worker's batches of one epoch, in an order that a rerun and a restarted worker see again:
+    the shard's rows come in Ray Data's kept order and the local shuffle is seeded by epoch and rank."""
+    batches = shard.iter_batches(
+        batch_size=batch_size,
+        batch_format="numpy",
+        local_shuffle_buffer_size=cfg.train.shuffle_buffer or None,
+        local_shuffle_seed=cfg.seed * 1000 + epoch * 10 + rank,
+    )
+    if cfg.train.preload_epoch:
+        # Ray Data's scheduling loop runs in this process and, while the steps hold the
+        # pipeline back, polls without waiting: reading the epoch first lets it finish
+        batches = list(batches)
+    return batches
+
+
+def step_seed(seed: int, rank: int, global_step: int) -> int:
+    """The torch seed of one optimizer step (dropout): differs per rank and step, needs no saved state."""
+    return seed * 1_000_003 + rank * 7919 + global_step
+
+
+def checkpoint_label(state, where) -> str:
+    """How a NaN stop names the last good checkpoint: its step, and its folder where known."""
+    if state.global_step == 0:
+        return "none yet (the first is saved after the first epoch or step checkpoint)"
+    place = f" ({where})" if where else ""
+    if state.step_in_epoch:
+        return (
+            f"the step checkpoint at global step {state.global_step} (epoch {state.epoch + 1}, "
+            f"step {state.step_in_epoch}){place}"
+        )
+    return f"the one at the end of epoch {state.epoch} (global step {state.global_step}){place}"
 
 
 def smoothed(curve: list[tuple[int, float]], window: int) -> list[tuple[int, float]]:
@@ -358,26 +449,13 @@ class NonFiniteLoss(FloatingPointError):
     """A step's loss is NaN or infinite: stepping on would write NaNs into every trained weight."""
 
 
-def check_finite_loss(loss: float, global_step: int, epoch: int, fnames: list[str]) -> None:
-    """Stop the training before the optimizer step of a NaN/Inf loss, naming the step and its clips.
-    The weights of the last epoch-end checkpoint (epoch ``epoch``, zero-based) are still good."""
+def check_finite_loss(loss: float, global_step: int, epoch: int, fnames: list[str], last_good: str) -> None:
+    """Stop the training before the optimizer step of a NaN/Inf loss, naming the global step, its
+    batch's clips and ``last_good``, the last checkpoint taken (its weights are still good)."""
     if math.isfinite(loss):
         return
     shown = ", ".join(fnames[:8]) + (f" and {len(fnames) - 8} more" if len(fnames) > 8 else "")
-    last = (
-        f"the one saved after epoch {epoch}" if epoch > 0 else "none yet (the first is saved after epoch 1)"
-    )
     raise NonFiniteLoss(
-        f"the loss is {loss} at optimizer step {global_step} (epoch {epoch + 1}), before the weights "
-        f"were updated; the batch's clips: {shown}. Last good checkpoint: {last}"
+        f"the loss is {loss} at global step {global_step} (epoch {epoch + 1}), before the weights "
+        f"were updated; the batch's clips: {shown}. Last good checkpoint: {last_good}"
     )
-
-
-def maybe_kill_for_test(rank: int, training: int, epoch: int, step: int) -> None:
-    spec = os.environ.get(KILL_ENV)
-    if not spec or training != int(os.environ.get(KILL_TRAINING_ENV, "0")):
-        return
-    want_rank, want_epoch, want_step, marker = spec.split(":", 3)
-    if (rank, epoch, step) == (int(want_rank), int(want_epoch), int(want_step)) and not Path(marker).exists():
-        Path(marker).write_text(f"killed rank {rank} at epoch {epoch} step {step}\n")
-        os.kill(os.getpid(), signal.SIGKILL)

@@ -2,8 +2,16 @@
 
 <dir>/model/                      DistillCapsModel.save_checkpoint (safetensors + config + tokenizer)
 <dir>/optimizer.safetensors       AdamW per-parameter state tensors ("<param index>.<name>")
-<dir>/train_state.json            training index (in a group), epoch, global step, best metric so
-                                  far, optimizer param groups, scheduler state, per-epoch history
+<dir>/train_state.json            training index (in a group), epoch, step within the epoch, global
+                                  step, best metric so far, optimizer param groups, scheduler state,
+                                  per-epoch history, the running epoch's loss sums (mid-epoch)
+<dir>/complete.json               written last: every other file's size. A checkpoint without it, or
+                                  whose files differ from it, is not whole (a save or a copy into
+                                  Ray's storage cut off by a crash) and resuming skips it
+
+A checkpoint taken mid-epoch (``step_in_epoch`` > 0, train.checkpoint_every_steps/_minutes) resumes
+at that exact step: the data order of an epoch is seeded (distillcaps.training.loop) and the run
+skips the epoch's first ``step_in_epoch`` batches.
 """
 
 from __future__ import annotations
@@ -19,16 +27,23 @@ from safetensors.torch import load_file, save_file
 MODEL_DIR = "model"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "train_state.json"
+COMPLETE_FILE = "complete.json"
 
 
 @dataclass
 class TrainState:
     training: int = 0  # index of the training in its worker group's list (0 when trained alone)
     epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # optimizer steps taken in epoch ``epoch`` (zero-based); 0 at an epoch end
     global_step: int = 0  # optimizer steps taken
     best_metric: float | None = None
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # mid-epoch: the running epoch's loss sums over all workers so far, and rank 0's (step, loss)
+    # curve, so that the epoch's metrics after a resume cover the whole epoch
+    epoch_sums: dict[str, float] = field(default_factory=dict)
+    epoch_curve: list[list[float]] = field(default_factory=list)
+    resumed_at: list[int] = field(default_factory=list)  # global steps the training resumed at
 
 
 def save_train_checkpoint(directory: Path, model, optimizer, scheduler, state: TrainState) -> Path:
@@ -50,7 +65,18 @@ def save_train_checkpoint(directory: Path, model, optimizer, scheduler, state: T
         "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
     }
     (directory / STATE_FILE).write_text(json.dumps(payload, indent=1))
+    mark_complete(directory)
     return directory
+
+
+def mark_complete(directory: Path) -> None:
+    """Write COMPLETE_FILE, last: the size of every file the checkpoint holds."""
+    sizes = {
+        str(path.relative_to(directory)): path.stat().st_size
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != COMPLETE_FILE
+    }
+    (directory / COMPLETE_FILE).write_text(json.dumps({"files": sizes}, indent=1))
 
 
 def load_train_checkpoint(directory: Path, model, optimizer, scheduler) -> TrainState:
@@ -78,10 +104,21 @@ def load_train_checkpoint(directory: Path, model, optimizer, scheduler) -> Train
 
 
 def checkpoint_damage(directory: Path) -> str:
-    """What is wrong with a checkpoint folder ("" when it is whole): its state must parse and every
-    safetensors file in it must cover what its header declares (a truncated copy does not)."""
+    """What is wrong with a checkpoint folder ("" when it is whole): it must hold COMPLETE_FILE and
+    every file that lists at its size, its state must parse and every safetensors file in it must
+    cover what its header declares (a truncated copy does not)."""
     from safetensors import safe_open
 
+    try:
+        listed = json.loads((directory / COMPLETE_FILE).read_text())["files"]
+    except (OSError, ValueError, KeyError) as err:
+        return f"{COMPLETE_FILE} (written when the checkpoint is whole): {err}"
+    for name, size in listed.items():
+        path = directory / name
+        if not path.is_file():
+            return f"{name}: missing, listed in {COMPLETE_FILE}"
+        if path.stat().st_size != size:
+            return f"{name}: {path.stat().st_size} bytes, {size} when the checkpoint was completed"
     try:
         json.loads((directory / STATE_FILE).read_text())
     except (OSError, ValueError) as err:

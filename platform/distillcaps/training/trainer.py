@@ -331,12 +331,13 @@ def fit(
     from ray.train.torch import TorchTrainer
 
     from distillcaps.ray_runtime import forwarded_env
-    from distillcaps.training.loop import train_loop_per_worker
+    from distillcaps.training.loop import SCORE_KEY, train_loop_per_worker
 
     if len(trainings) == 1:  # keep the best checkpoint by the metric; Ray always keeps the latest too
-        metric = cfg.train.checkpoint_metric
+        # SCORE_KEY: the epoch's checkpoint_metric, loop.UNSCORED for a step checkpoint (never the best), so
+        # that a step checkpoint stays only while it is the latest, until the next one is complete
         checkpoints = CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute=metric, checkpoint_score_order="min"
+            num_to_keep=1, checkpoint_score_attribute=SCORE_KEY, checkpoint_score_order="min"
         )
     else:  # Ray would rank one model's checkpoints against another's: keep all, prune after the fit
         checkpoints = CheckpointConfig(num_to_keep=None)
@@ -347,6 +348,7 @@ def fit(
             "grid": list(prepared.grid) if prepared.grid else None,
             "tracking_uri": uri,
             "resume_dir": str(resume) if resume else None,
+            "ray_dir": str(storage_dir / RAY_DIR),
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.train.num_workers,
@@ -362,9 +364,24 @@ def fit(
             callbacks=callbacks,
         ),
         datasets=prepared.datasets,
-        dataset_config=DataConfig(datasets_to_split=datasets_to_split(cfg.train.num_workers)),
+        dataset_config=DataConfig(
+            datasets_to_split=datasets_to_split(cfg.train.num_workers),
+            execution_options={"train": ordered_ingest_options()},
+        ),
     )
     return trainer.fit()
+
+
+def ordered_ingest_options():
+    """Ray Data's ingest options with ``preserve_order``: the training rows reach each worker in the
+    same order in every run (and its split across workers is the same), which a resume at a step
+    needs to skip exactly the batches already trained on (the data stages run one task at a time,
+    distillcaps.training.data_pipeline.map_stage, so little concurrency is given up)."""
+    from ray.train import DataConfig
+
+    options = DataConfig.default_ingest_options()
+    options.preserve_order = True
+    return options
 
 
 def datasets_to_split(num_workers: int) -> str | list[str]:
@@ -374,8 +391,9 @@ def datasets_to_split(num_workers: int) -> str | list[str]:
     return "all" if num_workers > 1 else []
 
 
-def training_checkpoints(ray_dir: Path, index: int = 0) -> list[tuple[Path, Any]]:
-    """(folder, TrainState) of every whole Ray checkpoint in ray_dir of training ``index``.
+def training_checkpoints(ray_dir: Path, index: int | None = 0) -> list[tuple[Path, Any]]:
+    """(folder, TrainState) of every whole Ray checkpoint in ray_dir of training ``index`` (None: of
+    any training).
 
     A damaged one (a copy into storage cut off by a crash: unreadable state, truncated weights) is
     skipped with a warning, so resuming takes the newest whole checkpoint."""
@@ -390,14 +408,20 @@ def training_checkpoints(ray_dir: Path, index: int = 0) -> list[tuple[Path, Any]
             print(f"skipping the damaged checkpoint {folder}: {damage}", flush=True)
             continue
         state = read_train_state(folder)
-        if state.training == index:
+        if index is None or state.training == index:
             found.append((folder, state))
     return found
 
 
+def newest_whole_checkpoint(ray_dir: Path) -> Path | None:
+    """The newest whole checkpoint in ray_dir, of whichever training of a group came last."""
+    found = training_checkpoints(ray_dir, None)
+    return max(found, key=lambda item: (item[1].training, item[1].global_step))[0] if found else None
+
+
 def pick_checkpoints(ray_dir: Path, metric: str, index: int = 0) -> tuple[Path, Path, Any] | None:
-    """(best folder by the lowest ``metric``, last folder, last TrainState) of training ``index`` in
-    ray_dir, or None when it reported no checkpoint.
+    """(best folder by the lowest ``metric`` among epoch ends, last folder (an epoch end or a step
+    checkpoint), last TrainState) of training ``index`` in ray_dir, or None when it reported none.
 
     Read from the folders rather than from Ray's Result, so that a group whose fit failed part-way
     still yields the trainings it finished."""
@@ -405,10 +429,10 @@ def pick_checkpoints(ray_dir: Path, metric: str, index: int = 0) -> tuple[Path, 
     if not found:
         return None
     last_dir, last_state = max(found, key=lambda item: (item[1].epoch, item[1].global_step))
-    scored = [
+    scored = [  # epoch ends only: a step checkpoint's history ends with the epoch before it
         (state.history[-1][metric], folder.name, folder)
         for folder, state in found
-        if state.history and state.history[-1].get(metric) is not None
+        if state.step_in_epoch == 0 and state.history and state.history[-1].get(metric) is not None
     ]
     best_dir = min(scored)[2] if scored else last_dir
     return best_dir, last_dir, last_state
