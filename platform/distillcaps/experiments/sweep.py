@@ -346,21 +346,12 @@ def register_champion(run_id: str, cfg: Config) -> str:
     The artifacts are a DistillCaps checkpoint folder (config.json + safetensors + tokenizer), the
     layout ``distillcaps.serving.model_store`` downloads for ``models:/distillcaps-student@champion``.
     """
-    from mlflow.exceptions import MlflowException
+    from distillcaps.tracking.registry import register_run_artifacts
 
-    client = MlflowClient(ExperimentTracker.uri_of(cfg))
-    if not client.list_artifacts(run_id, CHECKPOINT_ARTIFACT):
+    uri = ExperimentTracker.uri_of(cfg)
+    if not MlflowClient(uri).list_artifacts(run_id, CHECKPOINT_ARTIFACT):
         raise RuntimeError(f"run {run_id} has no {CHECKPOINT_ARTIFACT}/ artifacts to register")
-    try:
-        client.create_registered_model(
-            MODEL_NAME, description="DistillCaps student checkpoints (safetensors)"
-        )
-    except MlflowException:
-        pass  # already registered: add a version
-    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{CHECKPOINT_ARTIFACT}"
-    version = client.create_model_version(MODEL_NAME, source=source, run_id=run_id).version
-    client.set_registered_model_alias(MODEL_NAME, ALIAS, version)  # aliases, not stages
-    return str(version)
+    return register_run_artifacts(uri, run_id, CHECKPOINT_ARTIFACT, MODEL_NAME, ALIAS)
 
 
 def _fmt(value: Any) -> str:

@@ -38,14 +38,12 @@ class ResolvedModel:
 
 
 def default_tracking_uri(tracking_uri: str = "") -> str:
-    """Interface 7's rule: explicit, else $MLFLOW_TRACKING_URI, else sqlite:///<abs runs>/mlflow.db."""
-    if tracking_uri:
-        return tracking_uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    """Training's rule (distillcaps.tracking.store_uri) with the default run_dir: explicit, else
+    $MLFLOW_TRACKING_URI, else sqlite:///<abs runs>/mlflow.db."""
     from distillcaps.config import Config
+    from distillcaps.tracking.runs import store_uri
 
-    return f"sqlite:///{(Path(Config().run_dir) / 'mlflow.db').resolve()}"
+    return store_uri(tracking_uri, Config().run_dir)
 
 
 def resolve_model(uri: str, *, tracking_uri: str = "", cache_dir: Path | None = None) -> ResolvedModel:
@@ -74,37 +72,20 @@ def register_checkpoint(
 
     Returns the new version (a string, as MLflow numbers them).
     """
-    import mlflow
-    from mlflow import MlflowClient
-
-    from distillcaps.tracking.runs import EXPERIMENT_TAGS
+    from distillcaps.tracking.registry import register_run_artifacts
+    from distillcaps.tracking.runs import experiment_in, mlflow_client
 
     checkpoint_dir = Path(checkpoint_dir)
     find_checkpoint_root(checkpoint_dir, str(checkpoint_dir))
     uri = default_tracking_uri(tracking_uri)
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     if run_id is None:
-        experiment_obj = client.get_experiment_by_name(experiment)
-        experiment_id = (
-            experiment_obj.experiment_id
-            if experiment_obj
-            else client.create_experiment(experiment, tags=EXPERIMENT_TAGS)
-        )
-        run_id = client.create_run(experiment_id, run_name=f"register-{name}").info.run_id
+        run_id = client.create_run(experiment_in(uri, experiment), run_name=f"register-{name}").info.run_id
         client.log_artifacts(run_id, str(checkpoint_dir), CHECKPOINT_ARTIFACT_PATH)
         client.set_terminated(run_id)
     else:
         client.log_artifacts(run_id, str(checkpoint_dir), CHECKPOINT_ARTIFACT_PATH)
-    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{CHECKPOINT_ARTIFACT_PATH}"
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name, description="DistillCaps student checkpoints (safetensors)")
-    # Lineage: the version records the run whose artifacts it serves.
-    version = client.create_model_version(name, source=source, run_id=run_id).version
-    if alias:
-        client.set_registered_model_alias(name, alias, version)
-    return str(version)
+    return register_run_artifacts(uri, run_id, CHECKPOINT_ARTIFACT_PATH, name, alias)
 
 
 def find_checkpoint_root(path: Path, uri: str) -> Path:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 MAX_PARAM_VALUE_CHARS = 6000
 MAX_KEY_CHARS = 250
 PARAMS_PER_BATCH = 100
+METRICS_PER_BATCH = 1000
 PARENT_RUN_TAG = "mlflow.parentRunId"  # what MLflow's UI nests child runs by
 
 
@@ -42,11 +43,17 @@ def disable_telemetry() -> None:
 
 def tracking_uri(cfg: Config) -> str:
     """cfg.tracking.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite:///<abs run_dir>/mlflow.db."""
-    if cfg.tracking.tracking_uri:
-        return cfg.tracking.tracking_uri
+    return store_uri(cfg.tracking.tracking_uri, cfg.run_dir)
+
+
+def store_uri(explicit: str, run_dir: str | Path) -> str:
+    """The one rule for where runs go: ``explicit``, else $MLFLOW_TRACKING_URI, else a SQLite store
+    in ``run_dir`` (created)."""
+    if explicit:
+        return explicit
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    run_dir = Path(cfg.run_dir).expanduser().resolve()
+    run_dir = Path(run_dir).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{run_dir / 'mlflow.db'}"
 
@@ -58,20 +65,24 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 def experiment_id(cfg: Config) -> str:
     """The id of cfg.tracking.experiment in the configured store, created on first use."""
-    client = mlflow_client(tracking_uri(cfg))
-    found = client.get_experiment_by_name(cfg.tracking.experiment)
+    return experiment_in(tracking_uri(cfg), cfg.tracking.experiment)
+
+
+def experiment_in(uri: str, name: str) -> str:
+    """The id of experiment ``name`` in the store at ``uri``, created (tagged EXPERIMENT_TAGS, artifacts
+    beside a SQLite store) on first use."""
+    client = mlflow_client(uri)
+    found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     artifacts = None
-    if tracking_uri(cfg).startswith("sqlite:///"):
+    if uri.startswith("sqlite:///"):
         # Artifacts beside the database, not in ./mlruns of whatever folder the command ran from.
-        artifacts = (Path(tracking_uri(cfg)[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+        artifacts = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
     try:
-        return client.create_experiment(
-            cfg.tracking.experiment, artifact_location=artifacts, tags=EXPERIMENT_TAGS
-        )
+        return client.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
     except Exception:  # another process created it between the two calls
-        found = client.get_experiment_by_name(cfg.tracking.experiment)
+        found = client.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
@@ -179,14 +190,24 @@ def git_commit() -> str:
 
 def config_params(cfg: Config) -> dict[str, str]:
     """The resolved config as MLflow params: dotted keys, lists as JSON, over-long values cut (marked)."""
-    params = {}
-    for key, value in cfg.flat().items():
-        text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-        if len(text) > MAX_PARAM_VALUE_CHARS:
-            marker = f"...[{len(text)} chars]"
-            text = text[: MAX_PARAM_VALUE_CHARS - len(marker)] + marker
-        params[key[:MAX_KEY_CHARS]] = text
-    return params
+    return {
+        key: param_value(json.dumps(value) if isinstance(value, (list, dict)) else value)
+        for key, value in cfg.flat().items()
+    }
+
+
+def param_value(value: Any) -> str:
+    """``value`` as an MLflow param: MLflow refuses longer values, so they are cut, marked."""
+    text = str(value)
+    if len(text) > MAX_PARAM_VALUE_CHARS:
+        marker = f"...[{len(text)} chars]"
+        text = text[: MAX_PARAM_VALUE_CHARS - len(marker)] + marker
+    return text
+
+
+def safe_key(key: str) -> str:
+    """An MLflow metric/param key: alphanumerics and ``_-. /:``; anything else becomes ``_``."""
+    return "".join(c if c.isalnum() or c in "_-. /:" else "_" for c in key)[:MAX_KEY_CHARS]
 
 
 def log_config(run_id: str, cfg: Config) -> None:
@@ -210,7 +231,7 @@ class RunLogger:
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)) for k, v in params.items()]
+        items = [Param(safe_key(k), param_value(v)) for k, v in params.items()]
         for start in range(0, len(items), PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH])
 
@@ -222,12 +243,12 @@ class RunLogger:
 
         now = int(time.time() * 1000)
         items = [
-            Metric(key, float(value), now, step or 0)
+            Metric(safe_key(key), float(value), now, step or 0)
             for key, value in metrics.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
         ]
-        if items:
-            self.client.log_batch(self.run_id, metrics=items)
+        for start in range(0, len(items), METRICS_PER_BATCH):  # one request per batch, not per metric
+            self.client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH])
 
     def log_series(self, key: str, points: Sequence[tuple[int, float]]) -> None:
         """One metric at many steps (a learning curve), in one request per 1,000 points."""
@@ -236,9 +257,9 @@ class RunLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(key, float(value), now, int(step)) for step, value in points]
-        for start in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+        items = [Metric(safe_key(key), float(value), now, int(step)) for step, value in points]
+        for start in range(0, len(items), METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
