@@ -86,35 +86,11 @@ def evaluate(
     scores = score_captions(predictions, references, cfg)
     diversity = diversity_report(predictions)
 
-    baselines, baseline_unavailable = {}, {}
-    for name, captions in baseline_captions(cfg, root, records, retrieved).items():
-        if isinstance(captions, str):
-            baseline_unavailable[name] = captions
-            continue
-        key = memo_key(cfg, captions, references)
-        if key not in _BASELINE_MEMO:
-            _BASELINE_MEMO[key] = score_captions(captions, references, cfg)
-        baselines[name] = _BASELINE_MEMO[key]
+    baselines, baseline_unavailable = score_baselines(cfg, root, records, retrieved, references)
 
     csv_path = write_predictions_csv(output_dir / "predictions.csv", records, predictions)
     samples = sample_table(records, predictions, retrieved, top_k, cfg.eval.num_samples)
     (output_dir / "samples.json").write_text(json.dumps(samples, indent=1))
-    payload = {
-        "metrics": scores.metrics,
-        "unavailable": scores.unavailable,
-        "num_clips": len(records),
-        "rag": rag,
-        "diversity": diversity,
-        "subset": subset,
-        "checkpoint": str(checkpoint),
-        "tokenization": scores.tokenization,
-        "baselines": {
-            name: {"metrics": b.metrics, "unavailable": b.unavailable} for name, b in baselines.items()
-        },
-        "baseline_unavailable": baseline_unavailable,
-        "skipped_bad_audio": [{"fname": s.fname, "path": s.path, "reason": s.reason} for s in skipped],
-    }
-    (output_dir / "metrics.json").write_text(json.dumps(payload, indent=1))
     result = EvalResult(
         scores.metrics,
         scores.unavailable,
@@ -126,6 +102,7 @@ def evaluate(
         skipped,
         diversity,
     )
+    write_metrics_json(output_dir / "metrics.json", result, subset, checkpoint, scores.tokenization)
     if run_id:
         log_to_mlflow(cfg, run_id, result, output_dir, samples, subset, log_metrics)
         if cfg.data.on_bad_audio == "skip":
@@ -133,6 +110,42 @@ def evaluate(
 
             log_skipped(tracking_uri(cfg), run_id, skipped, subset=subset)
     return result
+
+
+def score_baselines(cfg: Config, root: Path, records, retrieved, references) -> tuple[dict, dict[str, str]]:
+    """The data-only baselines' scores (memoised: they depend only on the data), and the reasons of
+    those that cannot be computed."""
+    from distillcaps.evaluation.metrics import score_captions
+
+    baselines, unavailable = {}, {}
+    for name, captions in baseline_captions(cfg, root, records, retrieved).items():
+        if isinstance(captions, str):
+            unavailable[name] = captions
+            continue
+        key = memo_key(cfg, captions, references)
+        if key not in _BASELINE_MEMO:
+            _BASELINE_MEMO[key] = score_captions(captions, references, cfg)
+        baselines[name] = _BASELINE_MEMO[key]
+    return baselines, unavailable
+
+
+def write_metrics_json(path: Path, result: EvalResult, subset: str, checkpoint: Path, tokenization) -> None:
+    payload = {
+        "metrics": result.metrics,
+        "unavailable": result.unavailable,
+        "num_clips": result.num_clips,
+        "rag": result.rag,
+        "diversity": result.diversity,
+        "subset": subset,
+        "checkpoint": str(checkpoint),
+        "tokenization": tokenization,
+        "baselines": {
+            name: {"metrics": b.metrics, "unavailable": b.unavailable} for name, b in result.baselines.items()
+        },
+        "baseline_unavailable": result.baseline_unavailable,
+        "skipped_bad_audio": [{"fname": s.fname, "path": s.path, "reason": s.reason} for s in result.skipped],
+    }
+    path.write_text(json.dumps(payload, indent=1))
 
 
 def caption_records(model, records, retrieved, cfg: Config, *, rag: bool, top_k: int) -> list[str]:
