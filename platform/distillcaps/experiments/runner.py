@@ -143,6 +143,31 @@ def run_plan(
     if train_group_fn is None:
         train_group_fn = default_train_group if train_fn is default_train else sequential_group(train_fn)
     log = serialized(log)  # jobs in threads would otherwise interleave their lines
+    tracker, parent_id, results, rows = open_experiment(plan, source, seeds, notes, paper_lookup)
+    log(f"[{plan.script}] MLflow parent run {parent_id} ({tracker.uri}); output {output_dir}")
+    run = ExperimentRun(
+        plan, source, output_dir, tracker, parent_id, results, rows, train_group_fn, evaluate_fn, log
+    )
+    jobs = [(run, seed, group) for seed in seeds for group in training_groups(plan, source, seed)]
+    try:
+        run_jobs(jobs, train_and_evaluate, parallel)
+    except BaseException as err:  # Ctrl-C / SIGTERM: the partial results still say what happened
+        results.failures.append(RunFailure("interrupted", plan.script, -1, one_line(err) or "interrupted"))
+        raise
+    finally:
+        finish_experiment(results, output_dir, tracker, parent_id, log=log)
+    return results
+
+
+def open_experiment(
+    plan: ExperimentPlan,
+    source: ConfigSource,
+    seeds: Sequence[int],
+    notes: Sequence[str],
+    paper_lookup: Callable[[RowSpec], dict[str, dict[str, float | None]]] | None,
+) -> tuple[ExperimentTracker, str, ExperimentResults, dict[str, RowResult]]:
+    """The invocation's MLflow parent run (the config as params) and its empty results, one row each.
+    -> (tracker, parent run id, results, rows by name)."""
     base_cfg = source.load()
     tracker = ExperimentTracker(base_cfg)
     parent_id = tracker.start_parent(
@@ -164,19 +189,7 @@ def run_plan(
     for spec in plan.rows:
         rows[spec.name].paper = paper_lookup(spec) if paper_lookup else {}
     results.rows = list(rows.values())
-    log(f"[{plan.script}] MLflow parent run {parent_id} ({tracker.uri}); output {output_dir}")
-    run = ExperimentRun(
-        plan, source, output_dir, tracker, parent_id, results, rows, train_group_fn, evaluate_fn, log
-    )
-    jobs = [(run, seed, group) for seed in seeds for group in training_groups(plan, source, seed)]
-    try:
-        run_jobs(jobs, train_and_evaluate, parallel)
-    except BaseException as err:  # Ctrl-C / SIGTERM: the partial results still say what happened
-        results.failures.append(RunFailure("interrupted", plan.script, -1, one_line(err) or "interrupted"))
-        raise
-    finally:
-        finish_experiment(results, output_dir, tracker, parent_id, log=log)
-    return results
+    return tracker, parent_id, results, rows
 
 
 def train_and_evaluate(run: ExperimentRun, seed: int, group: list[TrainingSpec]) -> None:
@@ -323,23 +336,8 @@ def _evaluate_one(
     """Evaluate one row for one seed into its own MLflow child run; a failure is recorded, not raised."""
     plan, results, tracker, log = run.plan, run.results, run.tracker, run.log
     row = run.rows[spec.name]
-    training_run = next(
-        (t.get("run_id", "") for t in results.trainings if t["key"] == training.key and t["seed"] == seed), ""
-    )
-    run_id = tracker.start_child(
-        run.parent_id,
-        run_name=f"{plan.script}/{spec.name}/seed{seed}",
-        tags={
-            KIND_TAG: "row",
-            "script": plan.script,
-            "row": spec.name,
-            "seed": seed,
-            "training": training.key,
-            "training_run_id": training_run,
-            "rag_test": spec.rag,
-            **{f"column.{k}": v for k, v in spec.columns.items()},
-        },
-    )
+    tags = row_run_tags(plan.script, spec, training, seed, results)
+    run_id = tracker.start_child(run.parent_id, run_name=f"{plan.script}/{spec.name}/seed{seed}", tags=tags)
     row.run_ids[seed] = run_id
     start = time.perf_counter()
     ok = False
@@ -378,6 +376,25 @@ def _evaluate_one(
         results.failures.append(RunFailure("evaluate", spec.name, seed, one_line(err)))
     finally:
         tracker.end(run_id, ok)
+
+
+def row_run_tags(
+    script: str, spec: RowSpec, training: TrainingSpec, seed: int, results: ExperimentResults
+) -> dict[str, Any]:
+    """A row run's tags: what it is (retrieval at test is ``rag_test``), and the training it scores."""
+    training_run = next(
+        (t.get("run_id", "") for t in results.trainings if t["key"] == training.key and t["seed"] == seed), ""
+    )
+    return {
+        KIND_TAG: "row",
+        "script": script,
+        "row": spec.name,
+        "seed": seed,
+        "training": training.key,
+        "training_run_id": training_run,
+        "rag_test": spec.rag,
+        **{f"column.{k}": v for k, v in spec.columns.items()},
+    }
 
 
 def _diversity_of(result: Any) -> dict[str, Any]:
