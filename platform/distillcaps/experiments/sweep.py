@@ -186,16 +186,11 @@ def train_reporting_to_tune(cfg: Config, *, run_name: str, parent_run_id: str, t
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
-    from distillcaps.experiments.trial_runs import TrialRunLogger
-
     source = config_source(args)
     cfg = source.load()
     seed = parse_seeds(args.seeds, args.quick)[0]
     num_samples = args.num_samples or (4 if args.quick else 12)
-    metric, mode = cfg.train.checkpoint_metric, "min"
+    metric = cfg.train.checkpoint_metric
     out = output_dir(args, SCRIPT, cfg)
     # Trials are compared on their validation loss: the final evaluation would only cost time.
     trial_defaults = ["train.evaluate_after=false"]
@@ -234,27 +229,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         tracker.log_params(parent_id, {"max_concurrent": at_once, "trial_cpus": args.trial_cpus})
         results.notes.append(f"{at_once} trial(s) at a time.")
         print(f"[{SCRIPT}] {num_samples} trials, {at_once} at a time", flush=True)
-        tuner = tune.Tuner(
-            tune.with_resources(make_trainable(source, parent_id, seed, metric), {"cpu": args.trial_cpus}),
-            param_space=space,
-            tune_config=tune.TuneConfig(
-                metric=metric,
-                mode=mode,
-                scheduler=ASHAScheduler(max_t=max(cfg.train.epochs + 1, 2), grace_period=args.grace_period),
-                search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(seed=seed, max_concurrent=at_once),
-                num_samples=num_samples,
-                # Not True, although it would save a trial's imports: ASHA stops a trial while its
-                # TorchTrainer is still fitting, Tune gives that thread 2 s to end before it reuses
-                # the process, the fit cannot end so soon, and the next trial then fails ("Could not
-                # re-use actor"). A new process per trial also ends the stopped trial's fit with it.
-                reuse_actors=False,
-            ),
-            run_config=tune.RunConfig(
-                name=f"{SCRIPT}-{parent_id[:8]}",
-                storage_path=str(out / "ray"),
-                callbacks=[TrialRunLogger(tracker, parent_id)],
-            ),
-        )
+        tuner = build_tuner(args, source, cfg, space, parent_id, seed, at_once, num_samples, out, tracker)
         grid = tuner.fit()
         collect_trials(grid, results, metric)
         best = best_finished_trial(grid, metric)
@@ -266,6 +241,48 @@ def run_sweep(args: argparse.Namespace) -> int:
         results.failures.append(RunFailure("sweep", SCRIPT, seed, one_line(err)))
     finish_experiment(results, out, tracker, parent_id)
     return 0 if results.ok else 1
+
+
+def build_tuner(
+    args: argparse.Namespace,
+    source: ConfigSource,
+    cfg: Config,
+    space: dict[str, Any],
+    parent_id: str,
+    seed: int,
+    at_once: int,
+    num_samples: int,
+    out: Path,
+    tracker: ExperimentTracker,
+):
+    """Tune's ASHA over ``space`` on the validation metric (lower is better), one process per trial."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from distillcaps.experiments.trial_runs import TrialRunLogger
+
+    metric = cfg.train.checkpoint_metric
+    return tune.Tuner(
+        tune.with_resources(make_trainable(source, parent_id, seed, metric), {"cpu": args.trial_cpus}),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode="min",
+            scheduler=ASHAScheduler(max_t=max(cfg.train.epochs + 1, 2), grace_period=args.grace_period),
+            search_alg=SEARCH_ALGORITHMS.get(args.search_alg)(seed=seed, max_concurrent=at_once),
+            num_samples=num_samples,
+            # Not True, although it would save a trial's imports: ASHA stops a trial while its
+            # TorchTrainer is still fitting, Tune gives that thread 2 s to end before it reuses
+            # the process, the fit cannot end so soon, and the next trial then fails ("Could not
+            # re-use actor"). A new process per trial also ends the stopped trial's fit with it.
+            reuse_actors=False,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{SCRIPT}-{parent_id[:8]}",
+            storage_path=str(out / "ray"),
+            callbacks=[TrialRunLogger(tracker, parent_id)],
+        ),
+    )
 
 
 def trials_at_once(args: argparse.Namespace, cfg: Config, num_samples: int, cluster: dict[str, float]) -> int:
