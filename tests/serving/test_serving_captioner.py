@@ -15,7 +15,10 @@ class RecordingRetriever:
     def __init__(self) -> None:
         self.calls: list[tuple[tuple, list[int], int]] = []
 
-    def retrieve(self, waveforms, lengths, k):
+    def shares_encoder(self, encoder) -> bool:
+        return False  # queries come from retrieve's own audio pass
+
+    def retrieve(self, waveforms, lengths, k, encoded=None):
         self.calls.append((tuple(waveforms.shape), lengths.tolist(), k))
         return [["a dog barks twice near a fence", "rain falls steadily on a tin roof"]] * waveforms.shape[0]
 

@@ -55,19 +55,20 @@ def caption_split(
     retriever: Any | None = None,
     top_k: int = 3,
 ) -> list[str]:
-    """One caption per clip; with a retriever, the teacher prompt filled by online retrieval."""
+    """One caption per clip; with a retriever, the teacher prompt filled by online retrieval
+    (``caption_with_retrieval``: one encoder pass where the encoder is the CLAP audio tower)."""
+    from distillcaps.retrieval.online import caption_with_retrieval
+
     captions: list[str] = []
     with torch.inference_mode():
         for start in range(0, len(split), batch_size):
             audio = split.waves[start : start + batch_size]
             lengths = split.lengths[start : start + batch_size]
-            rows = audio.shape[0]
-            batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths}
             if retriever is not None:
-                batch["retrieved"] = retriever.retrieve(audio, lengths, top_k)
+                captions.extend(caption_with_retrieval(model, retriever, audio, lengths, top_k))
             else:
-                batch["retrieved"] = [[] for _ in range(rows)]
-            captions.extend(model.generate(batch, rag=retriever is not None))
+                batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths}
+                captions.extend(model.generate(batch, rag=False))
     return captions
 
 

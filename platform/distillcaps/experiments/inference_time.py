@@ -11,6 +11,8 @@ one untimed warm-up batch runs first for each side.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,12 +139,18 @@ def run_inference_time(args: argparse.Namespace, *, train_fn: TrainFn = default_
             tracker.log_metrics(run_id, {"clips": len(split), "batch_size": batch_size})
             tracker.end(run_id, True)
         mean = {side: sum(v) / len(v) for side, v in seconds.items()}
+        # per repeat (the two sides ran back to back), then the median: robust to a neighbour's burst
+        paired = sorted(w / wo for w, wo in zip(seconds["with_retrieval"], seconds["without_retrieval"]))
         results.extra.update(
             {
                 "clips": len(split),
                 "batch_size": batch_size,
                 "datastore_setup_seconds": round(setup_seconds, 3),
                 "ratio_with_over_without": round(mean["with_retrieval"] / mean["without_retrieval"], 3),
+                "ratio_with_over_without_paired_median": round(statistics.median(paired), 3),
+                # the tiny preset's encoder is the CLAP audio tower: one pass serves caption and query
+                "encoder_pass_shared": retriever.shares_encoder(model.encoder),
+                "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
                 "paper_ratio_clotho": round(paper.figure5_ratio("Clotho"), 2),
                 "paper_ratio_audiocaps": round(paper.figure5_ratio("AudioCaps"), 2),
             }

@@ -160,13 +160,14 @@ class DistillCapsBackend:
         if "max_new_tokens" in changes:
             changes["min_new_tokens"] = min(generation.min_new_tokens, changes["max_new_tokens"])
         generation = dataclasses.replace(generation, **changes)
-        batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths}
         with self._torch.inference_mode():
-            if rag:
-                batch["retrieved"] = self.retriever.retrieve(audio, lengths, self.cfg.retrieval.top_k)
-            else:
-                batch["retrieved"] = [[] for _ in waveforms]
-            return list(self.model.generate(batch, rag=rag, generation=generation))
+            if rag:  # one encoder pass for caption and query where the encoder is the CLAP tower
+                from distillcaps.retrieval.online import caption_with_retrieval
+
+                top_k = self.cfg.retrieval.top_k
+                return caption_with_retrieval(self.model, self.retriever, audio, lengths, top_k, generation)
+            batch = {"audio": audio, "audio_lengths": lengths}
+            return list(self.model.generate(batch, rag=False, generation=generation))
 
     def summary(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -44,6 +44,16 @@ class ClapEncoder(ABC):
     def embed_text(self, captions: list[str]) -> torch.Tensor:
         """list of B captions -> (B, E) L2-normalised."""
 
+    def shares_audio_tower(self, encoder: torch.nn.Module) -> bool:
+        """True when ``encoder`` computes exactly this CLAP's audio tower (same class, settings and
+        weights, eval mode): its output can then be the query (``embed_encoder_output``) instead of a
+        second pass over the audio. Backends whose tower is not a captioning encoder say False."""
+        return False
+
+    def embed_encoder_output(self, encoded) -> torch.Tensor:
+        """EncoderOutput of the shared audio tower -> (B, E) L2-normalised, as ``embed_audio`` gives."""
+        raise NotImplementedError(f"{self.name}: its audio tower is no captioning encoder")
+
     @property
     def slug(self) -> str:
         """Filesystem-safe identity, used as a cache folder name."""

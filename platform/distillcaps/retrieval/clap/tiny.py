@@ -51,5 +51,23 @@ class TinyClapEncoder(ClapEncoder):
     def embed_text(self, captions: list[str]) -> torch.Tensor:
         return self.model.embed_text(list(captions)).cpu()
 
+    def shares_audio_tower(self, encoder: torch.nn.Module) -> bool:
+        # The tiny preset's frozen captioning encoder is this tower, loaded from audio_encoder/; a
+        # retrained or different encoder differs in a weight and is refused here.
+        tower = self.model.audio_encoder
+        if type(encoder) is not type(tower) or encoder.training or tower.training:
+            return False
+        if getattr(encoder, "settings", None) != getattr(tower, "settings", None):
+            return False
+        ours, theirs = tower.state_dict(), encoder.state_dict()
+        return ours.keys() == theirs.keys() and all(torch.equal(ours[k].cpu(), theirs[k].cpu()) for k in ours)
+
+    @torch.inference_mode()
+    def embed_encoder_output(self, encoded) -> torch.Tensor:
+        from distillcaps.model.encoders.base import EncoderOutput  # lazy, as TinyClap.load's import
+
+        tokens, mask = encoded.tokens.to(self.device), encoded.mask.to(self.device)  # (B, N, D), (B, N)
+        return self.model.project_audio(EncoderOutput(tokens, mask, tuple(encoded.grid))).cpu()
+
 
 CLAP_ENCODERS.register("tiny-clap")(TinyClapEncoder.from_config)
