@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distillcaps.precompute_engine import PRECOMPUTE_ENGINES, runs_on_ray
+from distillcaps.precompute_engine import ENGINES, runs_on_ray
 
 
 def test_auto_runs_cpu_passes_here_and_gpu_passes_on_ray():
@@ -20,4 +20,4 @@ def test_ray_and_local_ignore_the_device():
 def test_an_unknown_engine_names_the_known_ones():
     with pytest.raises(KeyError, match="unknown precompute engine 'rya'; known: auto, local, ray"):
         runs_on_ray("rya")
-    assert PRECOMPUTE_ENGINES.names() == ["auto", "local", "ray"]
+    assert ENGINES == ("auto", "local", "ray")

@@ -15,30 +15,12 @@ a cluster's head node say, may not have.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from distillcaps.registry import Registry
-
-# name -> fn(on_gpu) -> True when the pass should be a Ray Data stage
-PRECOMPUTE_ENGINES: Registry[Callable[[bool], bool]] = Registry("precompute engine")
-
-
-@PRECOMPUTE_ENGINES.register("ray")
-def always_ray(on_gpu: bool) -> bool:
-    return True
-
-
-@PRECOMPUTE_ENGINES.register("local")
-def never_ray(on_gpu: bool) -> bool:
-    return False
-
-
-@PRECOMPUTE_ENGINES.register("auto")
-def ray_for_gpu_passes(on_gpu: bool) -> bool:
-    return on_gpu
+ENGINES = ("auto", "local", "ray")
 
 
 def runs_on_ray(engine: str, *, on_gpu: bool = False) -> bool:
-    """Whether a pass with ``engine`` ("ray" | "local" | "auto") is a Ray Data stage; ``on_gpu``: the
-    pass should run on a GPU."""
-    return PRECOMPUTE_ENGINES.get(engine)(on_gpu)
+    """Whether a pass with ``engine`` is a Ray Data stage: always for "ray", never for "local", and for
+    "auto" when the pass should run on a GPU (``on_gpu``)."""
+    if engine not in ENGINES:
+        raise KeyError(f"unknown precompute engine {engine!r}; known: {', '.join(ENGINES)}")
+    return engine == "ray" or (engine == "auto" and on_gpu)
