@@ -25,6 +25,7 @@ BENCHMARKS = [
     "retrieval_index",
     "audio_frontend",
     "inference_speedup",
+    "inference_limits",
     "train_step",
     "data_pipeline",
     "precompute_engines",

@@ -25,13 +25,18 @@ ORDER = [
     "retrieval_index",
     "audio_frontend",
     "inference_speedup",
+    "inference_limits",
     "train_step",
     "data_pipeline",
     "precompute_engines",
     "serve_batching",
 ]
 # result folders beside results/ itself, and what their heading says
-FOLDERS = {"full": "", "smol": "the smol preset, SmolLM2-135M"}
+FOLDERS = {
+    "full": "",
+    "smol": "the smol preset, SmolLM2-135M",
+    "trained": "a trained tiny student on its eval split",
+}
 EXTRA_KEYS = ("recall_at_10", "latency_ms_per_clip", "p50_ms", "p99_ms", "build_s", "cache_build_s_once")
 
 
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         nargs="+",
         default=[RESULTS_DIR, *(RESULTS_DIR / name for name in FOLDERS)],
-        help="result folders (default: results/, results/full/ (full-size runs), results/smol/)",
+        help="result folders (default: results/ and its full/, smol/, trained/)",
     )
     parser.add_argument("--write-docs", action="store_true", help=f"write the tables into {DOCS.name}")
     args = parser.parse_args(argv)
