@@ -94,3 +94,31 @@ def test_best_and_last_are_replaced_whole(tmp_path):
     best, last = copy_model_checkpoints(tmp_path / "c1", tmp_path / "c2", tmp_path / "out")
     assert (best / "which").read_text() == "1" and (last / "which").read_text() == "2"
     assert sorted(p.name for p in (tmp_path / "out" / "checkpoints").iterdir()) == ["best", "last"]
+
+
+def test_a_resume_takes_the_newest_whole_checkpoint_of_rays_the_resume_folder_and_the_ray_folder(tmp_path):
+    from contextlib import nullcontext
+
+    from distillcaps.training.loop import restore_folder
+
+    class Handed:  # what ray.train.get_checkpoint() gives a restarted worker group
+        def __init__(self, folder):
+            self.folder = folder
+
+        def as_directory(self):
+            return nullcontext(str(self.folder))
+
+    model, optimizer, scheduler = make(0)
+    ray_dir = tmp_path / "ray"
+    for step in (3, 6, 9):  # step checkpoints of epoch 1
+        state = TrainState(step_in_epoch=step, global_step=step)
+        save_train_checkpoint(ray_dir / f"checkpoint_{step}", model, optimizer, scheduler, state)
+
+    # Ray's controller had collected the report of step 6, not yet that of step 9
+    with restore_folder(Handed(ray_dir / "checkpoint_6"), None, ray_dir) as folder:
+        assert folder == ray_dir / "checkpoint_9"
+    with restore_folder(None, None, tmp_path / "no-such-run") as folder:
+        assert folder is None  # a fresh start
+    (ray_dir / "checkpoint_9" / "complete.json").unlink()  # its save was cut off
+    with restore_folder(None, ray_dir / "checkpoint_9", ray_dir) as folder:
+        assert folder == ray_dir / "checkpoint_6"

@@ -127,7 +127,31 @@ def restore_folder(checkpoint, resume_dir: Path | None, ray_dir: Path | None) ->
             state = read_train_state(folder)
             return state.training, state.global_step
 
-        yield max(whole, key=position) if whole else None  # on a tie the first: Ray's
+        chosen = max(whole, key=position) if whole else None  # on a tie the first: Ray's
+        yield agreed_with_rank_0(chosen, whole, position)
+
+
+def agreed_with_rank_0(chosen: Path | None, whole: list[Path], position) -> Path | None:
+    """Rank 0's choice of checkpoint, on every worker: a worker that cannot see the Ray folder (its
+    node does not share it) would otherwise start from another step, and the workers' reports and
+    all-reduces would no longer pair up. Each worker takes its own copy of the same checkpoint."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return chosen
+    wanted = [position(chosen) if chosen is not None else None]
+    dist.broadcast_object_list(wanted, src=0)
+    if wanted[0] is None:
+        return None
+    match = next((folder for folder in whole if position(folder) == tuple(wanted[0])), None)
+    if match is None:
+        training, step = wanted[0]
+        raise RuntimeError(
+            f"rank 0 continues training {training} from its checkpoint at global step {step}, which "
+            f"rank {dist.get_rank()} does not find (it has: {', '.join(map(str, whole)) or 'none'}); "
+            "the run's storage (RunConfig.storage_path) must be shared by every node"
+        )
+    return match
 
 
 def run_training(index: int, training: dict[str, Any], config: dict[str, Any], restore: Path | None) -> None:
