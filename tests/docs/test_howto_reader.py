@@ -30,9 +30,8 @@ def test_the_captions_csv_reader_of_the_page_groups_rows_by_file(run_page, monke
     ]
     assert records[0].path == tmp_path / "dev" / "a.wav" and records[0].dataset == "captions_csv"
 
-    # The config's Literal is the page's step 2; set the field directly, as the extended Literal allows.
-    cfg = load_config("tiny", [f"data.dataset_dir={tmp_path}", "data.max_seconds=1.0"])
-    cfg.data.dataset_format = "captions_csv"
+    overrides = [f"data.dataset_dir={tmp_path}", "data.dataset_format=captions_csv", "data.max_seconds=1.0"]
+    cfg = load_config("tiny", overrides)  # the registered name is a valid config value as it is
     dataset = AudioCaptionDataset.from_config(cfg, "train")
     assert len(dataset) == 3  # one training row per caption
     assert dataset[0]["audio"].shape == (16_000,) and dataset[0]["captions"] == ["A dog barks."]

@@ -17,7 +17,9 @@ def add_commands(subparsers) -> None:
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a model checkpoint folder")
     parser.add_argument("--dataset-dir", default=None, help="data to caption (default: the checkpoint's)")
-    parser.add_argument("--dataset-format", default=None, choices=["clotho", "audiocaps", "jsonl"])
+    parser.add_argument(
+        "--dataset-format", default=None, help="a registered reader (clotho, audiocaps, jsonl)"
+    )
     parser.add_argument("--split", default=None, help="subset to caption (default: data.eval_subset)")
     parser.add_argument("--rag", action="store_true", help="prompt with retrieved captions (teacher prompt)")
     parser.add_argument("--output", default="metrics.json", help="metrics JSON (predictions.csv beside it)")

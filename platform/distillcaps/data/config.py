@@ -20,7 +20,7 @@ class SynthConfig:
 class DataConfig:
     # Empty dataset_dir -> the embedded synthetic set, generated and cached under data_root.
     dataset_dir: str = ""
-    dataset_format: Literal["clotho", "audiocaps", "jsonl"] = "clotho"
+    dataset_format: str = "clotho"  # a name in data.records.DATASET_READERS (clotho, audiocaps, jsonl)
     data_root: str = ".distillcaps-data"  # where the synthetic set is generated when dataset_dir is empty
     cache_dir: str = ""  # retrieval/feature caches; empty -> <dataset_dir>/.distillcaps
     train_subset: str = "dev"  # Clotho: dev/val/eval; AudioCaps: train/val/test

@@ -40,7 +40,7 @@ def build_audio_encoder(cfg) -> AudioEncoder:
     if encoder.dim != encoder_cfg.dim:
         raise ValueError(
             f"model.encoder.dim={encoder_cfg.dim} but the {encoder_cfg.name!r} encoder loaded from "
-            f"{encoder_cfg.checkpoint or 'the tiny CLAP'} has dim {encoder.dim}; "
+            f"{encoder_cfg.checkpoint or 'its default weights'} has dim {encoder.dim}; "
             f"set model.encoder.dim={encoder.dim}"
         )
     if encoder_cfg.frozen:
