@@ -1,17 +1,26 @@
 """Serving batching: throughput and p50/p99 latency at concurrency 1, 4 and 16 with ``@serve.batch``
-(max batch size 8) vs batching off (max batch size 1), on loopback, bounded requests and time.
+(serve/config.yaml's max batch size and wait) vs batching off (max batch size 1), on loopback,
+bounded requests and time; and Serve's overhead: the batched service against the bare captioning
+function (``Captioner.caption``) at the same batch size.
 
-    python benchmarks/serve_batching.py            # 32 requests per (mode, concurrency) point
-    python benchmarks/serve_batching.py --quick    # 8 (never fewer than the concurrency)
+    python benchmarks/serve_batching.py            # 32 requests per point (48 at concurrency 16)
+    python benchmarks/serve_batching.py --quick    # 8 per point (48 at concurrency 16)
+    python benchmarks/serve_batching.py --quick --tune 8:0.02 16:0.02 16:0.1   # extra batched modes
 
 The service is the serving room's app (``distillcaps.serving.app.build_app``: FastAPI ingress +
 batched CaptionModel deployment) on a local Ray Serve bound to 127.0.0.1, serving a checkpoint of
 a randomly initialised tiny DistillCapsModel whose decoding is pinned to exactly ``--new-tokens``
-tokens (min = max), so every request costs the same. The two modes are two applications deployed
-side by side (``/batched``, ``/unbatched``: same app, only ``max_batch_size`` differs), one model
-replica each, so no redeploy happens between measurements. Each repetition runs both modes
-(alternating order) at every concurrency; a point sends ``--requests`` requests (wav uploads of
-``--seconds`` s) through ``--concurrency`` httpx clients.
+tokens (min = max), so every request costs the same. The modes are applications deployed side by
+side (``/batched``, ``/unbatched``, and one per ``--tune SIZE:WAIT``: same app, only the batching
+differs), one model replica each, so no redeploy happens between measurements. Each repetition
+runs every mode (alternating order) at every concurrency; a point sends its requests (wav uploads
+of ``--seconds`` s) through ``--concurrency`` httpx clients. At the highest concurrency a point
+sends at least 3 rounds of requests, so that batches form more than once.
+
+The bare side (``bare/b<size>``) captions the same number of clips, already decoded, by calling
+``Captioner.caption`` in this process on batches of the batched mode's max size, with the torch
+threads a Serve replica runs with (1: Ray gives an actor of < 1 CPU OMP_NUM_THREADS=1); it runs
+within every repetition, between the Serve points, while the replicas idle.
 (``benchmarks/serve_load.py``, the serving room's, is the >= 300-request load test.)
 """
 
@@ -20,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import math
 import os
 import sys
 import tempfile
@@ -38,10 +48,12 @@ from _common import (  # noqa: E402
     parse_args,
     percentile,
     start_benchmark_ray,
+    time_call,
 )
 from _tiny_stack import build_random_tiny_stack  # noqa: E402
 
-MODES = {"batched": 8, "unbatched": 1}  # max_batch_size
+SERVE_CONFIG = Path(__file__).resolve().parents[1] / "serve" / "config.yaml"
+REPLICA_THREADS = 1  # a Serve replica of < 1 CPU runs with OMP_NUM_THREADS=1
 # Serve kills a proxy that misses 3 health checks of 10 s; on a loaded 2-core machine a proxy can take
 # longer than that to come up, so the checks get more time (the measured requests are unaffected).
 SERVE_ENV = {
@@ -59,16 +71,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=2.0, help="audio per request")
     parser.add_argument("--new-tokens", type=int, default=20, help="tokens decoded per caption (pinned)")
-    parser.add_argument("--batch-wait-timeout-s", type=float, default=0.02, help="the serving default")
+    batching = deployed_batching()
+    parser.add_argument(
+        "--max-batch-size", type=int, default=batching["max_batch_size"], help="serve/config.yaml's"
+    )
+    parser.add_argument(
+        "--batch-wait-timeout-s",
+        type=float,
+        default=batching["batch_wait_timeout_s"],
+        help="serve/config.yaml's",
+    )
+    parser.add_argument(
+        "--tune",
+        nargs="*",
+        default=[],
+        help="extra batched modes SIZE:WAIT_S, measured at the top concurrency",
+    )
     parser.add_argument("--max-seconds", type=float, default=120.0, help="stop a point's requests after this")
     args = parse_args(parser, argv)
     requests = args.requests or (8 if args.quick else 32)
+    modes = {"batched": (args.max_batch_size, args.batch_wait_timeout_s), "unbatched": (1, 0.0)}
+    for spec in args.tune:
+        size, _, wait = spec.partition(":")
+        modes[f"b{int(size)}_w{round(1000 * float(wait))}ms"] = (int(size), float(wait))
+    top = max(args.concurrency)
 
     import ray
     from ray import serve
     from ray.serve.api import _run as serve_run_nonblocking
 
-    from distillcaps.ray_runtime import free_port
+    from distillcaps.ports import free_port
     from distillcaps.serving.app import build_app
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
@@ -87,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         body = wav_bytes(args.seconds)
         for key, value in SERVE_ENV.items():
             os.environ.setdefault(key, value)
-        start_benchmark_ray(2)
+        # each application holds 0.5 logical CPU (ingress + model replica at 0.25): more than 4 modes
+        # would wait forever for a replica on 2 logical CPUs, so Ray is given what they hold
+        ray_cpus = max(2, math.ceil(len(modes) / 2))
+        start_benchmark_ray(ray_cpus)
         try:
             port = free_port()
             serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -95,37 +130,58 @@ def main(argv: list[str] | None = None) -> int:
 
             # Both modes deployed side by side as two applications (one model replica each), so the
             # repetitions alternate between them without redeploying (a redeploy restarts replicas).
-            for mode, max_batch_size in MODES.items():
+            for mode, (max_batch_size, wait_s) in modes.items():
                 app = build_app(
                     {
                         "model_uri": str(checkpoint),
                         "max_batch_size": max_batch_size,
-                        "batch_wait_timeout_s": args.batch_wait_timeout_s,
+                        "batch_wait_timeout_s": wait_s,
                     }
                 )
                 # both start at once; wait_until_answering then waits for both (serve.run would wait
                 # for each in turn, minutes apiece on a loaded machine)
                 serve_run_nonblocking(app, name=mode, route_prefix=f"/{mode}", _blocking=False)
-            wait_until_answering(url, [f"/{mode}" for mode in MODES], body)
+            wait_until_answering(url, [f"/{mode}" for mode in modes], body)
 
-            per_point = {c: max(requests, c) for c in args.concurrency}  # c=16 needs 16 requests in flight
+            # c=16 needs 16 requests in flight; the top concurrency 3 rounds of them
+            per_point = {c: max(requests, 3 * c if c == top else c) for c in args.concurrency}
+            points = {mode: args.concurrency if mode in ("batched", "unbatched") else [top] for mode in modes}
             cases = {
                 (mode, c): Case(
                     f"{mode}/c{c}",
                     "requests",
                     per_point[c],
-                    {"mode": mode, "max_batch_size": size, "concurrency": c, "requests": per_point[c]},
+                    {
+                        "mode": mode,
+                        "max_batch_size": size,
+                        "batch_wait_timeout_s": wait_s,
+                        "concurrency": c,
+                        "requests": per_point[c],
+                    },
                 )
-                for mode, size in MODES.items()
-                for c in args.concurrency
+                for mode, (size, wait_s) in modes.items()
+                for c in points[mode]
             }
+            bare_size = args.max_batch_size
+            bare = Case(
+                f"bare/b{bare_size}",
+                "captions",
+                per_point[top],
+                {"batch": bare_size, "clips": per_point[top], "torch_threads": REPLICA_THREADS},
+            )
+            bare_fn = bare_captioning(checkpoint, body, per_point[top], bare_size)
             latencies = {key: [] for key in cases}
             batch_sizes = {key: Counter() for key in cases}
             statuses = {key: Counter() for key in cases}
-            order = list(MODES)
+            order = [*modes, "bare"]
             for rep in range(args.warmup + args.repeats):
                 for mode in order if rep % 2 == 0 else reversed(order):
-                    for c in args.concurrency:
+                    if mode == "bare":
+                        timing = time_call(bare_fn)
+                        if rep >= args.warmup:
+                            bare.record(*timing)
+                        continue
+                    for c in points[mode]:
                         point = asyncio.run(
                             run_point(f"{url}/{mode}", body, per_point[c], c, args.max_seconds)
                         )
@@ -147,15 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         settings={
             "model": stack.description,
             "decoding": f"greedy, exactly {n} new tokens per caption",
-            "modes": {
-                m: {"max_batch_size": s, "batch_wait_timeout_s": args.batch_wait_timeout_s}
-                for m, s in MODES.items()
-            },
+            "modes": {m: {"max_batch_size": s, "batch_wait_timeout_s": w} for m, (s, w) in modes.items()},
+            "deployed_batching": deployed_batching(),
             "concurrency": args.concurrency,
-            "requests_per_point": requests,
+            "requests_per_point": per_point,
+            "bare": f"Captioner.caption on batches of {bare_size} decoded clips, "
+            f"{REPLICA_THREADS} torch thread, in the benchmark's process",
+            "targets": {"serve_over_bare_min": 0.7, "batched_over_unbatched_at_c16_min": 4.0},
             "audio_seconds": args.seconds,
             "transport": "HTTP on 127.0.0.1 (httpx.AsyncClient), POST /v1/captions with audio/wav",
-            "ray_cpus": 2,
+            "ray_cpus": ray_cpus,
             "cpu_count": os.cpu_count(),
         },
         versions=("ray", "fastapi", "httpx", "torch", "transformers"),
@@ -171,10 +228,30 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         result.add(case)
+    result.add(bare)
+    on_top = cases[("batched", top)]
+    result.ratios.append(
+        paired_ratio(f"batched / unbatched @c{top} (requests/s)", on_top, cases[("unbatched", top)])
+    )
+    overhead = paired_ratio(f"serve batched @c{top} / bare @b{bare_size} (captions/s)", on_top, bare)
+    result.ratios.append(overhead)
+    result.findings.append(
+        f"Serve at concurrency {top} (max batch {bare_size}, wait {args.batch_wait_timeout_s} s) answers "
+        f"{on_top.median_rate:.1f} requests/s; the bare captioning function at batch {bare_size} "
+        f"{bare.median_rate:.1f} captions/s: {overhead['median']:.2f} of it (target >= 0.7)"
+    )
+    for mode in modes:
+        if mode not in ("batched", "unbatched"):
+            result.ratios.append(
+                paired_ratio(
+                    f"{mode} / unbatched @c{top} (requests/s)", cases[(mode, top)], cases[("unbatched", top)]
+                )
+            )
     for c in args.concurrency:
         on, off = cases[("batched", c)], cases[("unbatched", c)]
         ratio = paired_ratio(f"batched / unbatched @c{c} (requests/s)", on, off)
-        result.ratios.append(ratio)
+        if c != top:
+            result.ratios.append(ratio)
         result.findings.append(
             f"concurrency {c}: batched {on.median_rate:.2f} req/s (p50 {on.extra['p50_ms']} ms, p99 "
             f"{on.extra['p99_ms']} ms) vs unbatched {off.median_rate:.2f} req/s "
@@ -182,6 +259,46 @@ def main(argv: list[str] | None = None) -> int:
         )
     result.write()
     return 0
+
+
+def deployed_batching() -> dict[str, float]:
+    """max_batch_size and batch_wait_timeout_s of serve/config.yaml's CaptionModel: what is deployed."""
+    import yaml
+
+    config = yaml.safe_load(SERVE_CONFIG.read_text())
+    for app in config["applications"]:
+        for deployment in app.get("deployments", []):
+            if deployment["name"] == "CaptionModel":
+                user = deployment["user_config"]
+                return {
+                    "max_batch_size": user["max_batch_size"],
+                    "batch_wait_timeout_s": user["batch_wait_timeout_s"],
+                }
+    raise KeyError(f"{SERVE_CONFIG}: no CaptionModel deployment with a user_config")
+
+
+def bare_captioning(checkpoint: Path, body: bytes, clips: int, batch: int):
+    """``clips`` decoded clips captioned by Captioner.caption in batches of ``batch``, at the replica's
+    torch threads (restored after each call: the driver's own work keeps its threads)."""
+    import torch
+
+    from distillcaps.serving.captioner import Captioner
+    from distillcaps.serving.upload import AudioLimits, decode_audio
+
+    captioner = Captioner.from_uri(str(checkpoint))
+    wave = decode_audio(body, AudioLimits()).waveform  # (S,) float32 16 kHz, as the ingress passes it
+    waves = [wave] * clips
+
+    def run() -> None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(REPLICA_THREADS)
+        try:
+            for start in range(0, clips, batch):
+                captioner.caption(waves[start : start + batch])
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
 
 
 async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_seconds: float) -> dict:
