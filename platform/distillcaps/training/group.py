@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from distillcaps.config import Config, ConfigError
+from distillcaps.ray_runtime import ensure_ray
 from distillcaps.training.trainer import RAY_DIR
 
 # What prepare_data and the worker group's shape read: members must agree on all of it. The rest
@@ -116,7 +117,7 @@ def train_group(
     from distillcaps.tracking import create_run, end_run, log_config, tracking_uri
     from distillcaps.training.trainer import (
         check_checkpoint_metric,
-        ensure_ray,
+        check_cluster_for_training,
         fit,
         loop_training,
         prepare_data,
@@ -156,7 +157,8 @@ def train_group(
     skipped: list = []
     fit_error = None
     try:
-        ensure_ray(cfgs[0])
+        ensure_ray(object_store_mb=cfgs[0].train.object_store_mb, attempts=5)
+        check_cluster_for_training(cfgs[0])
         prepared = prepare_data(cfgs[0])
         skipped = prepared.skipped
         if cfgs[0].data.on_bad_audio == "skip":

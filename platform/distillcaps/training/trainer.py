@@ -22,7 +22,6 @@ features. Workers then only read caches.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
@@ -34,6 +33,8 @@ from urllib.parse import urlparse
 import yaml
 
 from distillcaps.config import Config, ConfigError
+from distillcaps.process_env import QUIET, set_defaults
+from distillcaps.ray_runtime import ensure_ray
 
 RAY_DIR = "ray"  # Ray Train's storage folder (checkpoints) inside a run's or a group's folder
 
@@ -83,8 +84,7 @@ def train(
     ``worker_logs_metrics=False``: the Train worker does not log each epoch's metrics into the run;
     the caller does, from the reports (a sweep's driver: distillcaps.experiments.trial_runs).
     """
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    set_defaults(QUIET)
     check_checkpoint_metric(cfg)
     cfg = with_absolute_paths(cfg)  # Ray workers need not share the driver's working directory
     run_id = None
@@ -98,7 +98,9 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    ensure_ray(cfg)  # first, so that the retrieval and feature stages run on the same Ray instance
+    # Ray first, so that the retrieval and feature stages run on the same instance as training
+    ensure_ray(object_store_mb=cfg.train.object_store_mb, attempts=5)
+    check_cluster_for_training(cfg)
     prepared = prepare_data(cfg)
 
     from distillcaps.tracking import log_config, start_run, tracking_uri
@@ -221,13 +223,9 @@ def with_absolute_paths(cfg: Config) -> Config:
     return from_dict(Config, raw)
 
 
-def ensure_ray(cfg: Config, **init_kwargs: Any) -> bool:
-    """Ray for training: join $RAY_ADDRESS or an initialised Ray, else start a local instance with
-    a ``train.object_store_mb`` object store (see distillcaps.ray_runtime; ``init_kwargs`` go to
-    ``ray.init``). -> True if it ran ray.init."""
-    from distillcaps.ray_runtime import ensure_ray as ensure_ray_runtime
-
-    started = ensure_ray_runtime(object_store_mb=cfg.train.object_store_mb, attempts=5, **init_kwargs)
+def check_cluster_for_training(cfg: Config) -> None:
+    """On the Ray instance this process is connected to (``distillcaps.ray_runtime.ensure_ray``):
+    the tracking store reaches every host, and the data-statistics actor runs."""
     import ray
 
     from distillcaps.tracking import tracking_uri
@@ -235,7 +233,6 @@ def ensure_ray(cfg: Config, **init_kwargs: Any) -> bool:
     hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
     check_store_reaches_every_host(tracking_uri(cfg), hosts)
     start_data_stats_actor()
-    return started
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
