@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             bare_fn = bare_captioning(checkpoint, body, per_point[top], bare_size)
             latencies = {key: [] for key in cases}
+            ingress_ms = {key: [] for key in cases}  # what the ingress measured: no proxy, no HTTP
             batch_sizes = {key: Counter() for key in cases}
             statuses = {key: Counter() for key in cases}
             order = [*modes, "bare"]
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                         key = (mode, c)
                         cases[key].record(point["wall_s"])
                         latencies[key] += point["latencies_s"]
+                        ingress_ms[key] += point["ingress_ms"]
                         batch_sizes[key].update(point["batch_sizes"])
                         statuses[key].update(point["statuses"])
                         print(f"rep {rep - args.warmup} {mode} c={c}: {point['wall_s']:.2f} s", flush=True)
@@ -223,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "p50_ms": round(percentile(lat_ms, 50), 1) if lat_ms else None,
                 "p99_ms": round(percentile(lat_ms, 99), 1) if lat_ms else None,
+                "ingress_p50_ms": round(percentile(ingress_ms[key], 50), 1) if ingress_ms[key] else None,
                 "batch_size_counts": {str(k): v for k, v in sorted(batch_sizes[key].items())},
                 "status_counts": {str(k): v for k, v in sorted(statuses[key].items())},
             }
@@ -305,7 +308,7 @@ async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_
     """``requests`` POSTs through ``concurrency`` clients; stops sending after ``max_seconds``."""
     import httpx
 
-    latencies, sizes, statuses = [], Counter(), Counter()
+    latencies, ingress_ms, sizes, statuses = [], [], Counter(), Counter()
     sent = 0
     deadline = time.monotonic() + max_seconds
 
@@ -318,7 +321,9 @@ async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_
             latencies.append(time.perf_counter() - started)
             statuses[response.status_code] += 1
             if response.status_code == 200:
-                sizes[response.json().get("batch_size", 1)] += 1
+                answer = response.json()
+                sizes[answer.get("batch_size", 1)] += 1
+                ingress_ms.append(answer["latency_ms"])  # upload read to answer, inside the ingress
 
     async with httpx.AsyncClient(
         base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency)
@@ -326,7 +331,13 @@ async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall_s = time.perf_counter() - started
-    return {"wall_s": wall_s, "latencies_s": latencies, "batch_sizes": sizes, "statuses": statuses}
+    return {
+        "wall_s": wall_s,
+        "latencies_s": latencies,
+        "ingress_ms": ingress_ms,
+        "batch_sizes": sizes,
+        "statuses": statuses,
+    }
 
 
 def wait_until_answering(url: str, prefixes: list[str], body: bytes, timeout_s: float = 1800) -> None:

@@ -37,7 +37,15 @@ FOLDERS = {
     "smol": "the smol preset, SmolLM2-135M",
     "trained": "a trained tiny student on its eval split",
 }
-EXTRA_KEYS = ("recall_at_10", "latency_ms_per_clip", "p50_ms", "p99_ms", "build_s", "cache_build_s_once")
+EXTRA_KEYS = (
+    "recall_at_10",
+    "latency_ms_per_clip",
+    "p50_ms",
+    "p99_ms",
+    "ingress_p50_ms",
+    "build_s",
+    "cache_build_s_once",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
