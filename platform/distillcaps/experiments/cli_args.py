@@ -50,8 +50,7 @@ def experiment_arg_parser(prog: str, description: str) -> argparse.ArgumentParse
     parser.add_argument(
         "--dataset-format",
         default=None,
-        choices=["clotho", "audiocaps", "jsonl"],
-        help="layout of --dataset-dir",
+        help="layout of --dataset-dir: a registered reader (clotho, audiocaps, jsonl)",
     )
     parser.add_argument(
         "--seeds", default=None, help="comma-separated training seeds (default 0,1,2; --quick: 0)"
