@@ -80,13 +80,15 @@ def split_subset(cfg, split: str) -> str:
 
 def split_contexts(cfg, subset: str, with_retrieval: bool = True):
     """(captions per clip, retrieved captions per clip or None) of a subset, normalised."""
+    from distillcaps.data import read_records, resolve_dataset_dir
     from distillcaps.data.usable import usable_records
     from distillcaps.model.tokenizer import normalize_caption
 
+    if not with_retrieval:  # captions only: the audio is never read, so it is not checked either
+        records = read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
+        return [[normalize_caption(c) for c in r.captions] for r in records], None
     records, _ = usable_records(cfg, subset)  # the clips the retrieval file holds
     clips = [[normalize_caption(c) for c in r.captions] for r in records]
-    if not with_retrieval:
-        return clips, None
     from distillcaps.retrieval import load_retrieved
 
     hits = load_retrieved(cfg, subset)
