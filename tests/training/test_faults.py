@@ -214,6 +214,13 @@ def test_a_finished_run_continues_with_more_epochs(tmp_path, ray_cluster, shared
     assert [m.step for m in logged] == [1, 2, 3]
 
 
+RAY_STOCK_HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "3000",
+    "RAY_health_check_timeout_ms": "10000",
+    "RAY_health_check_failure_threshold": "5",
+}
+
+
 @pytest.fixture
 def two_node_cluster(monkeypatch):
     """A head (no CPUs: the driver, Train's controller, Ray Data's coordinators) and two 1-CPU
@@ -224,6 +231,11 @@ def two_node_cluster(monkeypatch):
     from distillcaps.ray_runtime import ensure_ray
 
     ray.shutdown()
+    # Ray's own health checks (a node is dead after 5 missed 3 s checks), not the patient ones that
+    # an earlier local start in this process set (process_env.RAY_PATIENT_START: 30 missed 10 s
+    # checks), which would leave the removed node "alive" for five minutes before Train restarts.
+    for name, value in RAY_STOCK_HEALTH_CHECKS.items():
+        monkeypatch.setenv(name, value)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 0, "include_dashboard": False, "object_store_memory": 256 * 1024**2},
