@@ -45,3 +45,15 @@ def test_the_soak_figures_in_the_docs_are_those_of_its_json():
     )
     assert row in (ROOT / "docs/serving.md").read_text()
     assert four_xx == soak["bad_uploads"]  # every malformed upload got a 4xx, no good one did
+
+
+def test_the_inference_time_figures_in_the_docs_are_those_of_its_results_json():
+    data = json.loads((ROOT / "docs/results/inference_time/results.json").read_text())
+    rows = {r["name"]: r for r in data["rows"]}
+    without, with_ = (
+        f"{rows[n]['mean']['seconds']:.1f} ± {rows[n]['std']['seconds']:.1f} s"
+        for n in ("without_retrieval", "with_retrieval")
+    )
+    ratio = data["extra"]["ratio_with_over_without_paired_median"]
+    quoted = f"**{without} without retrieval vs {with_} with it: {ratio:.2f}×**"
+    assert quoted in " ".join((ROOT / "docs/experiments.md").read_text().split())
