@@ -30,11 +30,13 @@ class SplitAudio:
 
 
 def load_split(cfg: Config, subset: str) -> SplitAudio:
-    from distillcaps.data import crop_or_pad, load_audio, read_records, resolve_dataset_dir
+    from distillcaps.data import crop_or_pad, load_audio, resolve_dataset_dir
+    from distillcaps.data.usable import print_skipped, usable_records
 
-    records = read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
+    records, skipped = usable_records(cfg, subset)  # data.on_bad_audio, as every other stage
+    print_skipped(skipped, f"subset {subset!r}")
     if not records:
-        raise ValueError(f"subset {subset!r} of {resolve_dataset_dir(cfg)} has no clips")
+        raise ValueError(f"subset {subset!r} of {resolve_dataset_dir(cfg)} has no usable clips")
     num_samples = int(cfg.data.max_seconds * cfg.data.sample_rate)
     waves, lengths = [], []
     for record in records:
