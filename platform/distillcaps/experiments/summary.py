@@ -183,7 +183,15 @@ def fft(root: Path) -> list[str]:
         f"**FFT adapter** (`python experiments/ablate_fft.py`, {len(data['seeds'])} seeds;"
         " [all four variants](docs/results/ablate_fft/results.md)):"
     )
-    return [head, *claims(rows, FFT_CLAIMS)]
+    lines = [head, *claims(rows, FFT_CLAIMS)]
+    _, table5_rows = load_rows(root, "ablate_dda")
+    ours, theirs = rows.get("paper/no-rag"), table5_rows.get("distill/no-rag")
+    if ours and theirs and ours["per_seed"] != theirs["per_seed"]:  # same configuration, another run
+        lines.append(
+            f"- its `paper` rows are a separate run of Table 5's DistillCaps configuration"
+            f" ({mean_std(ours)} here vs {mean_std(theirs)} there, without retrieval)"
+        )
+    return lines
 
 
 def cross_domain(root: Path) -> list[str]:
