@@ -47,7 +47,9 @@ from _common import (  # noqa: E402
 )
 from _tiny_stack import build_random_tiny_stack, random_audio  # noqa: E402
 
-TARGETS = {"retrieval_time_ratio_max": 1.3, "decode_over_bound_min": 0.8}  # issue 28
+# The bars these ratios are held to: retrieval at test should cost under a third more than the
+# student, and decoding should stay within a fifth of its forward-pass bound.
+TARGETS = {"retrieval_time_ratio_max": 1.3, "decode_over_bound_min": 0.8}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,4 +70,4 @@ def test_a_held_lock_times_out_naming_the_lock_file(tmp_path):
     target = tmp_path / "thing"
     with cache_lock(target), pytest.raises(TimeoutError, match=r"thing.lock: another builder held it"):
         with cache_lock(target, timeout_s=0.3):
-            pass
+            pytest.fail("the lock was granted to a second builder while the first held it")

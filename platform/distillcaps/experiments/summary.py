@@ -209,9 +209,7 @@ def inference_time(root: Path) -> list[str]:
     without, with_ = (rows[n]["mean"]["seconds"] for n in ("without_retrieval", "with_retrieval"))
     # the median of the per-repeat ratios (both sides timed back to back) where the file has it
     ratio = extra.get("ratio_with_over_without_paired_median", extra["ratio_with_over_without"])
-    shared = {True: ", the encoder's pass shared with the CLAP query", False: ""}[
-        bool(extra.get("encoder_pass_shared"))
-    ]
+    shared = ", the encoder's pass shared with the CLAP query" if extra.get("encoder_pass_shared") else ""
     return [
         f"**Inference time** (`python experiments/inference_time.py`, {extra['clips']} clips at batch"
         f" {extra['batch_size']}, {len(data['seeds'])} repetitions): {without:.2f} s without retrieval,"
