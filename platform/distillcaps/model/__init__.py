@@ -19,7 +19,7 @@ _EXPORTS = {
     "AudioTokenizer": "distillcaps_model",
     "CheckpointMismatchError": "checkpoint",
     "LLMS": "llm_sources",
-    "ensure_tiny_llm": "llm",
+    "StandinMissingError": "standin_folders",
     "build_llm": "llm",
     "load_base_llm": "llm",
     "PromptBuilder": "prompts",

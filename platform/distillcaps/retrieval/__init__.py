@@ -3,7 +3,6 @@
 ensure_retrieval(cfg) -> Path              compute (once) <subset>.jsonl for every subset
 load_retrieved(cfg, subset) -> {fname: [{"caption", "score", "source_fname"}, ...]}
 Retriever.from_config(cfg).retrieve(waveforms, lengths, k) -> list[list[str]]
-ensure_tiny_clap(cfg) -> Path              the tiny CLAP (its audio_encoder/ is the tiny model's encoder)
 
 Names are imported lazily: ``distillcaps.config`` imports ``distillcaps.retrieval.config`` and must
 not pay for torch on the way (5 s, before a script's Ray instance even starts).
@@ -23,7 +22,6 @@ _EXPORTS = {
     "build_clap": "clap",
     "build_index": "index",
     "ensure_retrieval": "precompute",
-    "ensure_tiny_clap": "clap",
     "load_index": "index",
     "load_retrieved": "precompute",
 }

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from distillcaps.model.encoders.base import AudioEncoder
 from distillcaps.model.encoders.ced import CEDEncoder
 from distillcaps.model.encoders.tiny import TinyAudioEncoder
+from distillcaps.model.standin_folders import TINY_CLAP_AUDIO_DIR, built_tiny_clap
 from distillcaps.registry import Registry
 
 AUDIO_ENCODERS: Registry[Callable[..., AudioEncoder]] = Registry("audio encoder")
@@ -15,12 +15,9 @@ AUDIO_ENCODERS: Registry[Callable[..., AudioEncoder]] = Registry("audio encoder"
 
 @AUDIO_ENCODERS.register("tiny")
 def load_tiny_encoder(cfg) -> AudioEncoder:
-    """`model.encoder.checkpoint` if set, else the tiny CLAP's audio tower (trained once, cached)."""
-    checkpoint = cfg.model.encoder.checkpoint
-    if not checkpoint:
-        from distillcaps.retrieval.clap import ensure_tiny_clap  # lazy: retrieval imports this package
-
-        checkpoint = Path(ensure_tiny_clap(cfg)) / "audio_encoder"
+    """`model.encoder.checkpoint` if set, else the tiny CLAP's audio tower from its cache folder
+    (built by `distillcaps.standins.ensure_standins(cfg)`; StandinMissingError if it is not)."""
+    checkpoint = cfg.model.encoder.checkpoint or built_tiny_clap(cfg) / TINY_CLAP_AUDIO_DIR
     return TinyAudioEncoder.from_pretrained(checkpoint)
 
 

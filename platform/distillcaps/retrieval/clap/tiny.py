@@ -1,4 +1,8 @@
-"""``tiny-clap``: the offline default backend, the tiny CLAP trained here on the training split."""
+"""``tiny-clap``: the offline default backend, the tiny CLAP trained on the training split.
+
+Loaded from ``retrieval.clap_checkpoint``, else from its cache folder (built by
+``distillcaps.standins.ensure_standins(cfg)``; a ``StandinMissingError`` when it is not).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from distillcaps.model.encoders.base import EncoderOutput
+from distillcaps.model.standin_folders import built_tiny_clap
 from distillcaps.retrieval.clap.base import CLAP_ENCODERS, ClapEncoder, hash_files
 from distillcaps.retrieval.clap.tiny_model import AUDIO_DIR, TinyClap
 
@@ -27,11 +33,8 @@ class TinyClapEncoder(ClapEncoder):
 
     @classmethod
     def from_config(cls, cfg: Config) -> TinyClapEncoder:
-        from distillcaps.retrieval.clap.tiny_train import ensure_tiny_clap
-
-        directory = (
-            Path(cfg.retrieval.clap_checkpoint) if cfg.retrieval.clap_checkpoint else ensure_tiny_clap(cfg)
-        )
+        checkpoint = cfg.retrieval.clap_checkpoint
+        directory = Path(checkpoint) if checkpoint else built_tiny_clap(cfg)
         return cls(directory, device="cuda" if torch.cuda.is_available() else "cpu")
 
     @property
@@ -64,8 +67,6 @@ class TinyClapEncoder(ClapEncoder):
 
     @torch.inference_mode()
     def embed_encoder_output(self, encoded) -> torch.Tensor:
-        from distillcaps.model.encoders.base import EncoderOutput  # lazy, as TinyClap.load's import
-
         tokens, mask = encoded.tokens.to(self.device), encoded.mask.to(self.device)  # (B, N, D), (B, N)
         return self.model.project_audio(EncoderOutput(tokens, mask, tuple(encoded.grid))).cpu()
 

@@ -21,10 +21,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from distillcaps.model.encoders.tiny import TinyAudioEncoder
+from distillcaps.model.standin_folders import TINY_CLAP_AUDIO_DIR
 from distillcaps.retrieval.clap.vocab import WordVocab
 from distillcaps.retrieval.config import TinyClapConfig
 
-AUDIO_DIR = "audio_encoder"
+AUDIO_DIR = TINY_CLAP_AUDIO_DIR  # the captioning model's tiny encoder loads this folder
 WEIGHTS = "clap.safetensors"
 CONFIG = "clap_config.json"
 VOCAB = "vocab.json"
@@ -121,8 +123,6 @@ class TinyClap(nn.Module):
 
     @classmethod
     def load(cls, directory: Path) -> TinyClap:
-        from distillcaps.model.encoders.tiny import TinyAudioEncoder
-
         directory = Path(directory)
         for name in (AUDIO_DIR, WEIGHTS, CONFIG, VOCAB):
             if not (directory / name).exists():

@@ -1,15 +1,13 @@
 """Train the tiny CLAP once on the training split and cache it: ``ensure_tiny_clap(cfg) -> Path``.
 
-The cache key hashes the training records (fnames, captions, each audio file's size and mtime) and
-every setting that changes the weights, so new data or config trains a new CLAP, and an unchanged
-one is reused.
+The folder and its key are `distillcaps.model.standin_folders` (`tiny_clap_key`): the key hashes the
+training records (fnames, captions, each audio file's size and mtime) and every setting that changes
+the weights, so new data or config trains a new CLAP, and an unchanged one is reused.
 Audio is decoded once into memory; each epoch pairs every clip with one random caption.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -19,17 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from distillcaps.atomic_folder import build_folder, cache_lock
+from distillcaps.data.paths import resolve_dataset_dir
+from distillcaps.data.usable import check_records
+from distillcaps.model.encoders.tiny import TinyAudioEncoder
+from distillcaps.model.standin_folders import TINY_CLAP_MARKER, tiny_clap_folder_for, tiny_clap_records
 from distillcaps.retrieval.audio import load_padded
 from distillcaps.retrieval.clap.tiny_model import TinyClap
 from distillcaps.retrieval.clap.vocab import WordVocab
 from distillcaps.retrieval.config import TinyClapConfig
-from distillcaps.torch_threads import BUILD_THREADS, build_threads
+from distillcaps.torch_threads import build_threads
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
 
 log = logging.getLogger(__name__)
-STATS = "train_stats.json"
 
 
 def ensure_tiny_clap(cfg: Config) -> Path:
@@ -37,56 +39,25 @@ def ensure_tiny_clap(cfg: Config) -> Path:
 
     Trained on the split's usable clips (``data.on_bad_audio``: a bad file stops it, or is skipped
     as by training); built under a lock into a temporary folder renamed into place when whole."""
-    from distillcaps.atomic_folder import build_folder, cache_lock
-    from distillcaps.data import cache_dir_for, read_records, resolve_dataset_dir
-    from distillcaps.data.usable import check_records
-
-    dataset_dir = resolve_dataset_dir(cfg)
-    records = read_records(dataset_dir, cfg.data.dataset_format, cfg.data.train_subset)
-    if not records:
-        raise ValueError(f"{dataset_dir}: training subset {cfg.data.train_subset!r} has no clips")
-    key = tiny_clap_key(cfg, records)
-    target = Path(cache_dir_for(cfg)) / "pretrained" / f"tiny-clap-{key}"
+    records = tiny_clap_records(cfg)
+    target = tiny_clap_folder_for(cfg, records)
 
     def build(tmp: Path) -> None:
         kept, _ = check_records(records, cfg.data.on_bad_audio)
         if not kept:
+            dataset_dir = resolve_dataset_dir(cfg)
             raise ValueError(f"{dataset_dir}: training subset {cfg.data.train_subset!r} has no usable clips")
         model, stats = train_tiny_clap(kept, cfg)
         model.save(tmp)
-        (tmp / STATS).write_text(json.dumps(stats, indent=2))  # last: the folder's sign of being whole
+        (tmp / TINY_CLAP_MARKER).write_text(json.dumps(stats, indent=2))  # last: the folder is whole
         log.info("tiny-clap trained in %.1f s -> %s", stats["train_seconds"], target)
 
     with cache_lock(target):
-        return build_folder(target, build, marker=STATS)
-
-
-def tiny_clap_key(cfg: Config, records: Sequence[Any]) -> str:
-    """Every setting that changes the weights, and the training clips: names, captions and each
-    audio file's path, size and mtime (a changed or newly bad file trains a new CLAP)."""
-    from distillcaps.data.usable import files_identity
-
-    enc = cfg.model.encoder
-    digest = hashlib.sha256()
-    settings = {
-        # the seed is hashed on its own, so keys stay those of caches made before it had a field
-        "tiny": {k: v for k, v in dataclasses.asdict(cfg.retrieval.tiny).items() if k != "seed"},
-        "encoder": {k: getattr(enc, k, None) for k in ("name", "n_mels", "dim", "num_layers", "num_heads")},
-        "seed": cfg.retrieval.tiny.seed,
-        "torch_threads": BUILD_THREADS,  # the weights differ bit-wise between thread counts
-        "sample_rate": cfg.data.sample_rate,
-        "max_seconds": cfg.data.max_seconds,
-    }
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    for row in files_identity(list(records)):
-        digest.update(json.dumps(row).encode())
-    return digest.hexdigest()[:16]
+        return build_folder(target, build, marker=TINY_CLAP_MARKER)
 
 
 def build_tiny_clap(cfg: Config, vocab: WordVocab) -> TinyClap:
     """Audio tower sized by cfg.model.encoder: the captioning model loads it as its frozen encoder."""
-    from distillcaps.model.encoders.tiny import TinyAudioEncoder
-
     return TinyClap(TinyAudioEncoder.from_encoder_config(cfg.model.encoder), vocab, cfg.retrieval.tiny)
 
 

@@ -1,0 +1,63 @@
+"""`ensure_standins(cfg)`: build (or find cached) every stand-in the config uses, before anything loads them.
+
+A stand-in is a model trained here in place of a checkpoint the config leaves out, so the tiny preset
+runs offline on a CPU. The registries (`AUDIO_ENCODERS["tiny"]`, `CLAP_ENCODERS["tiny-clap"]`,
+`LLMS["tiny"]`) only load a stand-in's cached folder and raise `StandinMissingError` when it is not
+built; an entry point (training, `distillcaps index ...`, `distillcaps diagnose`) calls this once, in
+its driver process, before Ray workers start, so each stand-in is trained once in one process.
+
+    folders = ensure_standins(cfg)     # {"tiny-clap": Path, "tiny-llm": Path}, or {} for the paper preset
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from distillcaps.registry import Registry
+from distillcaps.retrieval.clap.tiny import TinyClapEncoder
+from distillcaps.standins.tiny_clap import ensure_tiny_clap
+from distillcaps.standins.tiny_llm import ensure_tiny_llm
+
+if TYPE_CHECKING:
+    from distillcaps.config import Config
+
+TINY_ENCODER = "tiny"  # AUDIO_ENCODERS name whose default checkpoint is the tiny CLAP's audio tower
+TINY_LLM = "tiny"  # LLMS name of the pretrained tiny Llama
+
+
+@dataclass(frozen=True)
+class Standin:
+    used_by: Callable[[Config], bool]  # does this config load the stand-in?
+    ensure: Callable[[Config], Path]  # its folder, trained on the first call and cached
+
+
+def uses_tiny_clap(cfg: Config) -> bool:
+    """The retrieval CLAP is the tiny one without a checkpoint, or the captioning encoder is the tiny
+    one without a checkpoint (its default is the tiny CLAP's audio tower)."""
+    retrieval, encoder = cfg.retrieval, cfg.model.encoder
+    retrieval_uses = retrieval.clap == TinyClapEncoder.name and not retrieval.clap_checkpoint
+    encoder_uses = encoder.name == TINY_ENCODER and not encoder.checkpoint
+    return retrieval_uses or encoder_uses
+
+
+def uses_tiny_llm(cfg: Config) -> bool:
+    return cfg.model.llm.name == TINY_LLM
+
+
+# names() is sorted: the tiny CLAP is built first, then the tiny LLM.
+STANDINS: Registry[Standin] = Registry("stand-in")
+STANDINS.register("tiny-clap")(Standin(uses_tiny_clap, ensure_tiny_clap))
+STANDINS.register("tiny-llm")(Standin(uses_tiny_llm, ensure_tiny_llm))
+
+
+def ensure_standins(cfg: Config) -> dict[str, Path]:
+    """Every stand-in cfg uses, built once and cached: {name: folder}. Nothing for real checkpoints."""
+    folders = {}
+    for name in STANDINS.names():
+        standin = STANDINS.get(name)
+        if standin.used_by(cfg):
+            folders[name] = standin.ensure(cfg)
+    return folders
