@@ -155,9 +155,8 @@ def prepare_data(cfg: Config) -> PreparedData:
     from distillcaps.data import resolve_dataset_dir
     from distillcaps.data.batches import split_rows
     from distillcaps.data.usable import print_skipped, usable_records
-    from distillcaps.model.encoders import build_audio_encoder
-    from distillcaps.model.llm_sources import LLMS
     from distillcaps.retrieval import load_retrieved
+    from distillcaps.standins import ensure_standins  # lazy: trains with torch on a cache miss
     from distillcaps.training.data_pipeline import audio_dataset, feature_dataset
     from distillcaps.training.feature_cache import FeatureCache, ensure_features
 
@@ -172,13 +171,10 @@ def prepare_data(cfg: Config) -> PreparedData:
         skipped.extend(bad)
         print_skipped(bad, f"subset {subset!r}")
 
-    # Resolve the pretrained parts here so that the cached pretraining steps (tiny CLAP, tiny LLM) run
-    # once in one process, not in every worker at once. No model is built: that imported transformers
-    # and peft, ~20 s in each fresh process (every sweep trial), just to find the caches there.
+    # The stand-ins (tiny CLAP, tiny LLM) are trained here, once, in one process: the retrieval, the
+    # feature cache and every worker's model only load them.
+    ensure_standins(cfg)
     use_features = cfg.train.feature_cache and cfg.model.encoder.frozen
-    if not use_features:  # else the feature cache below loads the encoder itself
-        build_audio_encoder(cfg)
-    LLMS.get(cfg.model.llm.name)(cfg)
     retrieved = {split: load_retrieved(cfg, subset) for split, subset in splits.items()}
     # Datasets carry the context they were made in: workers print one line per epoch, and Ray
     # Data's progress bars would add a line a second to a run's log (seen in ablation logs).
