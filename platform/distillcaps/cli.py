@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "distillcaps.commands.evaluation",
     "distillcaps.commands.caption",
     "distillcaps.commands.diagnose",
+    "distillcaps.commands.standins",
 ]
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 import torch
 
@@ -15,6 +12,8 @@ from distillcaps.model.encoders import (
     TinyAudioEncoder,
     build_audio_encoder,
 )
+from distillcaps.model.encoders import registry as encoder_registry
+from distillcaps.model.standin_folders import StandinMissingError
 
 SR = 16000
 
@@ -194,13 +193,24 @@ def test_build_ced_frozen(tmp_path):
 
 def test_build_tiny_from_tiny_clap_and_dim_check(tmp_path, monkeypatch):
     tiny().save_pretrained(tmp_path / "clap" / "audio_encoder")
-    fake = types.ModuleType("distillcaps.retrieval.clap")
-    fake.ensure_tiny_clap = lambda cfg: tmp_path / "clap"
-    monkeypatch.setitem(sys.modules, "distillcaps.retrieval.clap", fake)
+    monkeypatch.setattr(encoder_registry, "built_tiny_clap", lambda cfg: tmp_path / "clap")
     enc = build_audio_encoder(make_cfg("tiny", ""))
     assert isinstance(enc, TinyAudioEncoder) and enc.frozen
     with pytest.raises(ValueError, match="model.encoder.dim=128"):
         build_audio_encoder(make_cfg("tiny", str(tmp_path / "clap" / "audio_encoder"), dim=128))
+
+
+def test_the_tiny_entry_on_a_cold_cache_names_what_is_missing_and_trains_nothing(tmp_path):
+    """No checkpoint and no tiny CLAP built: an error naming the folder and how to build it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dev.jsonl").write_text('{"audio": "a.wav", "captions": ["a dog barks"]}\n')
+    cfg = make_cfg("tiny", "")
+    cfg.data.dataset_dir, cfg.data.dataset_format = str(data), "jsonl"
+    cfg.data.cache_dir = str(tmp_path / "cache")
+    with pytest.raises(StandinMissingError, match="the tiny CLAP .*tiny-clap-.*ensure_standins"):
+        build_audio_encoder(cfg)
+    assert not any((tmp_path / "cache").iterdir())  # nothing trained, nothing written
 
 
 def test_bfloat16_encoder_keeps_a_float32_front_end():

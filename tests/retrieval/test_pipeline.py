@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from distillcaps.config import load_config
-from distillcaps.retrieval import Retriever, ensure_retrieval, ensure_tiny_clap, load_retrieved
+from distillcaps.model.standin_folders import StandinMissingError, tiny_clap_key
+from distillcaps.retrieval import Retriever, ensure_retrieval, load_retrieved
 from distillcaps.retrieval.clap import build_clap
-from distillcaps.retrieval.clap.tiny_train import tiny_clap_key, train_tiny_clap
 from distillcaps.retrieval.datastore import caption_key, clip_key
 from distillcaps.retrieval.precompute import records_for
 from distillcaps.retrieval.report import audio_text_recall, leakage_fraction
+from distillcaps.standins import ensure_tiny_clap
+from distillcaps.standins.tiny_clap import train_tiny_clap
 from distillcaps.torch_threads import BUILD_THREADS
 
 SMALL = [
@@ -45,6 +47,15 @@ def cfg(tmp_path_factory):
 def clap(cfg):
     ensure_tiny_clap(cfg)
     return build_clap(cfg)
+
+
+def test_tiny_clap_on_a_cold_cache_names_what_is_missing_and_trains_nothing(cfg, tmp_path):
+    cold = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cache_dir=str(tmp_path / "cache")))
+    with pytest.raises(StandinMissingError, match="the tiny CLAP .*tiny-clap-.*ensure_standins"):
+        build_clap(cold)
+    with pytest.raises(StandinMissingError):  # the retrieval precompute loads the CLAP the same way
+        ensure_retrieval(cold)
+    assert not any((tmp_path / "cache").iterdir())  # nothing trained, nothing written
 
 
 def test_tiny_clap_is_cached_and_reloadable(cfg, clap):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from distillcaps.config import load_config
-from distillcaps.retrieval.clap import build_clap, ensure_tiny_clap
+from distillcaps.retrieval.clap import build_clap
 from distillcaps.retrieval.precompute import records_for
 from distillcaps.retrieval.report import audio_text_recall
+from distillcaps.standins import ensure_tiny_clap
 
 
 @pytest.mark.slow

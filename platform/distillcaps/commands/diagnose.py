@@ -3,8 +3,9 @@
 Scores the captions of a split with the LM alone (no audio) after own / retrieved / random / no
 context and the induction probe (`distillcaps.model.context_diagnostic`), prints the table and
 writes ``{"llm", "context_ce": {...}, "induction_ce", "num_captions", "top_k", "targets"}``.
-Without CHECKPOINT it diagnoses the config's base LM (the tiny one is pretrained first if it is not
-cached); with one, that checkpoint's LM with its LoRA weights. Exits 1 when a target is not met.
+Without CHECKPOINT it diagnoses the config's base LM; with one, that checkpoint's LM with its LoRA
+weights. The stand-ins it reads (the tiny LLM, the tiny CLAP for the retrieved context) are built
+first if they are not cached (`distillcaps.standins`). Exits 1 when a target is not met.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from distillcaps.config import load_config
 
 
 def add_commands(subparsers) -> None:
@@ -33,8 +36,7 @@ def add_commands(subparsers) -> None:
 
 
 def diagnose_context_command(args: argparse.Namespace) -> int:
-    from distillcaps.config import load_config
-    from distillcaps.model.context_diagnostic import diagnose_context
+    from distillcaps.model.context_diagnostic import diagnose_context  # lazy: torch
 
     paths = [item for item in args.items if "=" not in item]
     if len(paths) > 1:
@@ -43,16 +45,20 @@ def diagnose_context_command(args: argparse.Namespace) -> int:
     args.overrides = [item for item in args.items if "=" in item]
 
     if args.checkpoint is not None:
-        from distillcaps.model.distillcaps_model import DistillCapsModel
+        from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch, transformers
+        from distillcaps.standins import ensure_checkpoint_standins  # lazy: trains with torch on a miss
 
+        ensure_checkpoint_standins(args.checkpoint, args.overrides)
         model = DistillCapsModel.load_checkpoint(args.checkpoint, args.overrides)
         cfg, llm, tokens, name = model.cfg, model.llm, model.prompts.tokens, args.checkpoint.name
     else:
-        from distillcaps.model.llm import load_base_llm
-        from distillcaps.model.llm_sources import LLMS
-        from distillcaps.model.prompts import PromptTokens
+        from distillcaps.model.llm import load_base_llm  # lazy: transformers
+        from distillcaps.model.llm_sources import LLMS  # lazy: reads audio files (soundfile)
+        from distillcaps.model.prompts import PromptTokens  # lazy: torch
+        from distillcaps.standins import ensure_standins  # lazy: trains with torch on a miss
 
         cfg = load_config(args.config, args.overrides)
+        ensure_standins(cfg, names=["tiny-llm"] if args.no_retrieval else None)
         path = LLMS.get(cfg.model.llm.name)(cfg)
         base = load_base_llm(path, cfg.model.llm.dtype)
         cfg_name = args.config if len(Path(args.config).parts) == 1 else Path(args.config).stem
@@ -80,16 +86,16 @@ def split_subset(cfg, split: str) -> str:
 
 def split_contexts(cfg, subset: str, with_retrieval: bool = True):
     """(captions per clip, retrieved captions per clip or None) of a subset, normalised."""
-    from distillcaps.data import read_records, resolve_dataset_dir
-    from distillcaps.data.usable import usable_records
-    from distillcaps.model.tokenizer import normalize_caption
+    from distillcaps.data import read_records, resolve_dataset_dir  # lazy: soundfile
+    from distillcaps.data.usable import usable_records  # lazy: soundfile
+    from distillcaps.model.tokenizer import normalize_caption  # lazy: tokenizers
 
     if not with_retrieval:  # captions only: the audio is never read, so it is not checked either
         records = read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
         return [[normalize_caption(c) for c in r.captions] for r in records], None
     records, _ = usable_records(cfg, subset)  # the clips the retrieval file holds
     clips = [[normalize_caption(c) for c in r.captions] for r in records]
-    from distillcaps.retrieval import load_retrieved
+    from distillcaps.retrieval import load_retrieved  # lazy: torch
 
     hits = load_retrieved(cfg, subset)
     return clips, [[h["caption"] for h in hits[r.fname]] for r in records]

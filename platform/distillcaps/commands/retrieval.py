@@ -1,14 +1,20 @@
-"""``distillcaps index {train-clap,build,retrieve,report}``: the retrieval room's commands."""
+"""``distillcaps index {train-clap,build,retrieve,report}``: the retrieval room's commands.
+
+Each builds the tiny CLAP first when the config uses it (`distillcaps.standins`): the retrieval
+registry only loads it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from distillcaps.cli import add_config_arguments
+from distillcaps.config import load_config
+from distillcaps.tracking import start_run
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from distillcaps.cli import add_config_arguments
-
     index = subparsers.add_parser(
         "index", help="CLAP, caption datastore, precomputed retrieval, quality report"
     )
@@ -37,16 +43,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_of(args: argparse.Namespace):
-    from distillcaps.config import load_config
+    """The command's config, with the tiny CLAP built if it uses it (the tiny LLM is not needed here)."""
+    from distillcaps.standins import ensure_standins  # lazy: trains with torch on a miss
 
-    return load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
+    ensure_standins(cfg, names=["tiny-clap"])
+    return cfg
 
 
 def train_clap(args: argparse.Namespace) -> int:
-    from distillcaps.retrieval.clap import ensure_tiny_clap
+    from distillcaps.model.standin_folders import TINY_CLAP_MARKER  # lazy: reads audio files (soundfile)
+    from distillcaps.standins import ensure_tiny_clap  # lazy: trains with torch
 
-    path = ensure_tiny_clap(config_of(args))
-    stats = json.loads((path / "train_stats.json").read_text())
+    path = ensure_tiny_clap(load_config(args.config, args.overrides))
+    stats = json.loads((path / TINY_CLAP_MARKER).read_text())
     print(f"tiny-clap: {path}")
     print(
         f"  {stats['clips']} clips, {stats['epochs']} epochs, audio+log-mel {stats['load_seconds']} s, "
@@ -56,8 +66,8 @@ def train_clap(args: argparse.Namespace) -> int:
 
 
 def build_datastore(args: argparse.Namespace) -> int:
-    from distillcaps.retrieval.clap import build_clap
-    from distillcaps.retrieval.precompute import ensure_datastore, ensure_index
+    from distillcaps.retrieval.clap import build_clap  # lazy: torch
+    from distillcaps.retrieval.precompute import ensure_datastore, ensure_index  # lazy: torch
 
     cfg = config_of(args)
     clap = build_clap(cfg)
@@ -69,8 +79,8 @@ def build_datastore(args: argparse.Namespace) -> int:
 
 
 def retrieve_all(args: argparse.Namespace) -> int:
-    from distillcaps.data.usable import SkippedFile, print_skipped
-    from distillcaps.retrieval.precompute import MANIFEST, ensure_retrieval, subsets_of
+    from distillcaps.data.usable import SkippedFile, print_skipped  # lazy: soundfile
+    from distillcaps.retrieval.precompute import MANIFEST, ensure_retrieval, subsets_of  # lazy: torch
 
     cfg = config_of(args)
     out = ensure_retrieval(cfg)
@@ -83,7 +93,7 @@ def retrieve_all(args: argparse.Namespace) -> int:
 
 
 def report_quality(args: argparse.Namespace) -> int:
-    from distillcaps.retrieval.report import retrieval_report
+    from distillcaps.retrieval.report import retrieval_report  # lazy: torch
 
     cfg = config_of(args)
     report = retrieval_report(cfg)
@@ -100,8 +110,6 @@ def log_to_mlflow(cfg, report: dict[str, float]) -> None:
     if mlflow.active_run() is not None:
         mlflow.log_metrics(report)
         return
-    from distillcaps.tracking import start_run
-
     with start_run(cfg, run_name="retrieval-report", tags={"kind": "retrieval-report"}):
         mlflow.log_params({k: v for k, v in cfg.flat().items() if k.startswith("retrieval.")})
         mlflow.log_metrics(report)

@@ -1,6 +1,7 @@
 """distillcaps.standins: the models trained here in place of checkpoints a config leaves out.
 
 ensure_standins(cfg) -> {name: Path}      build (once, cached) every stand-in cfg uses
+ensure_checkpoint_standins(checkpoint_dir) the stand-ins a trained checkpoint's model loads
 ensure_tiny_clap(cfg) -> Path             the tiny CLAP (its audio_encoder/ is the tiny model's encoder)
 ensure_tiny_llm(cfg) -> Path              the tiny Llama pretrained on the training captions
 
@@ -15,6 +16,7 @@ from distillcaps.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "STANDINS": "ensure",
+    "ensure_checkpoint_standins": "ensure",
     "ensure_standins": "ensure",
     "ensure_tiny_clap": "tiny_clap",
     "ensure_tiny_llm": "tiny_llm",

@@ -7,22 +7,22 @@ built; an entry point (training, `distillcaps index ...`, `distillcaps diagnose`
 its driver process, before Ray workers start, so each stand-in is trained once in one process.
 
     folders = ensure_standins(cfg)     # {"tiny-clap": Path, "tiny-llm": Path}, or {} for the paper preset
+    ensure_checkpoint_standins(checkpoint_dir)     # those a trained checkpoint's model loads
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from distillcaps.config import Config, from_dict, parse_override, set_dotted
+from distillcaps.model.checkpoint import CONFIG_NAME
 from distillcaps.registry import Registry
 from distillcaps.retrieval.clap.tiny import TinyClapEncoder
 from distillcaps.standins.tiny_clap import ensure_tiny_clap
 from distillcaps.standins.tiny_llm import ensure_tiny_llm
-
-if TYPE_CHECKING:
-    from distillcaps.config import Config
 
 TINY_ENCODER = "tiny"  # AUDIO_ENCODERS name whose default checkpoint is the tiny CLAP's audio tower
 TINY_LLM = "tiny"  # LLMS name of the pretrained tiny Llama
@@ -53,11 +53,28 @@ STANDINS.register("tiny-clap")(Standin(uses_tiny_clap, ensure_tiny_clap))
 STANDINS.register("tiny-llm")(Standin(uses_tiny_llm, ensure_tiny_llm))
 
 
-def ensure_standins(cfg: Config) -> dict[str, Path]:
-    """Every stand-in cfg uses, built once and cached: {name: folder}. Nothing for real checkpoints."""
+def ensure_standins(cfg: Config, names: Collection[str] | None = None) -> dict[str, Path]:
+    """Every stand-in cfg uses, built once and cached: {name: folder}. Nothing for real checkpoints.
+
+    `names` limits it to those stand-ins (a command that only retrieves needs no tiny LLM)."""
+    for name in names or ():
+        STANDINS.get(name)  # an unknown name is an error, not a silent no-op
     folders = {}
     for name in STANDINS.names():
         standin = STANDINS.get(name)
-        if standin.used_by(cfg):
+        if (names is None or name in names) and standin.used_by(cfg):
             folders[name] = standin.ensure(cfg)
     return folders
+
+
+def ensure_checkpoint_standins(directory: str | Path, overrides: Sequence[str] = ()) -> dict[str, Path]:
+    """The stand-ins a trained checkpoint's model loads: `ensure_standins` of the config saved with it
+    (and the overrides `load_checkpoint` is given). Nothing when the folder has no saved config:
+    `load_checkpoint` then says what the folder is missing."""
+    config_file = Path(directory) / CONFIG_NAME
+    if not config_file.is_file():
+        return {}
+    raw = json.loads(config_file.read_text())
+    for item in overrides:
+        set_dotted(raw, *parse_override(item))
+    return ensure_standins(from_dict(Config, raw))

@@ -8,9 +8,9 @@ import pytest
 from assembly_fixtures import CAPTIONS, PROMPT_TEXT
 
 from distillcaps.model.config import PromptConfig
-from distillcaps.model.pretrain_corpus import CorpusMix, PretrainCorpus, text_neighbours
 from distillcaps.model.prompts import PromptTokens
 from distillcaps.model.tokenizer import train_caption_tokenizer
+from distillcaps.standins.pretrain_corpus import CorpusMix, PretrainCorpus, text_neighbours
 
 CLIPS = [
     ["a dog barks twice", "a dog barks near a fence", "a small dog barks"],
