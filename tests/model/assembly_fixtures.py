@@ -19,8 +19,9 @@ import torch
 
 from distillcaps.config import load_config
 from distillcaps.model.config import LLMConfig
-from distillcaps.model.llm import tiny_llama, train_causal_lm
+from distillcaps.model.llm import tiny_llama
 from distillcaps.model.tokenizer import train_caption_tokenizer
+from distillcaps.standins.causal_lm import train_causal_lm
 
 CAPTIONS = [
     "a dog barks twice near a fence",
