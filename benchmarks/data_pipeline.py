@@ -18,112 +18,64 @@ the headroom inside a real run where both share the cores. Ray runs locally with
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import ray
+import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from distillcaps.benchmarking import (
     BenchmarkResult,
     Case,
     base_parser,
+    build_random_tiny_stack,
     measure_alternating,
     paired_ratio,
     parse_args,
     set_threads,
     start_benchmark_ray,
+    synthetic_captions,
     time_call,
 )
-from _tiny_stack import build_random_tiny_stack, synthetic_captions  # noqa: E402
+from distillcaps.config import Config, load_config
+from distillcaps.data.batches import split_rows, to_model_batch
+from distillcaps.data.records import ClipRecord
+from distillcaps.training.data_pipeline import audio_dataset
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = base_parser(__doc__.splitlines()[0])
+def arg_parser() -> argparse.ArgumentParser:
+    parser = base_parser(__file__, __doc__)
     parser.add_argument("--clips", type=int, default=0, help="clips per epoch (0: 40, or 16 with --quick)")
     parser.add_argument("--captions-per-clip", type=int, default=5, help="rows per clip (Clotho: 5)")
     parser.add_argument("--seconds", type=float, default=5.0, help="clip length (synthetic set: 5 s)")
     parser.add_argument("--rate", type=int, default=44_100, help="file sample rate (Clotho: 44.1 kHz)")
     parser.add_argument("--batch", type=int, default=32, help="rows per training step (tiny preset: 32)")
     parser.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray instance")
-    args = parse_args(parser, argv)
-    clips = args.clips or (16 if args.quick else 40)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(arg_parser(), argv)
+    args.clips = args.clips or (16 if args.quick else 40)
     set_threads(args.threads)
-
-    import ray
-
-    from distillcaps.config import load_config
-    from distillcaps.data.batches import split_rows, to_model_batch
-    from distillcaps.data.records import ClipRecord
-    from distillcaps.training.data_pipeline import audio_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         tmp = Path(tmp)
-        captions = synthetic_captions(clips * args.captions_per_clip, seed=1)
-        records = [
-            ClipRecord(
-                fname=p.name,
-                path=p,
-                captions=captions[i * args.captions_per_clip :][: args.captions_per_clip],
-                dataset="bench",
-                subset="dev",
-                index=i,
-            )
-            for i, p in enumerate(write_wavs(tmp / "wav", clips, args.seconds, args.rate))
-        ]
-        retrieved = {
-            r.fname: [{"caption": c} for c in captions[(i * 3) % len(captions) :][:3]]
-            for i, r in enumerate(records)
-        }
-        rows = split_rows(records, retrieved, per="caption")
-        stack = build_random_tiny_stack(
-            tmp / "stack", [f"data.max_seconds={args.seconds}"], datastore_size=1000
-        )
-        cfg = load_config("tiny", [f"data.max_seconds={args.seconds}"])
-        model = stack.model.train()
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=1e-4)
-
+        rows = training_rows(tmp / "wav", args)
+        overrides = [f"data.max_seconds={args.seconds}"]
+        stack = build_random_tiny_stack(tmp / "stack", overrides, datastore_size=1000)
+        cfg = load_config("tiny", overrides)
         start_benchmark_ray(args.ray_cpus)
         try:
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
             ctx.print_on_execution_start = False
-
-            def pipeline_epoch() -> None:
-                ds = audio_dataset(rows, cfg, random_crop=True)
-                delivered = sum(
-                    len(b["caption"]) for b in ds.iter_batches(batch_size=args.batch, batch_format="numpy")
-                )
-                assert delivered == len(rows), f"pipeline delivered {delivered} of {len(rows)} rows"
-
-            cold_s, _ = time_call(pipeline_epoch)  # a run's first epoch: the worker processes start
-
-            # Training consumes ready batches: decode them once (outside the timing) with the same stage.
-            decoded = audio_dataset(rows, cfg, random_crop=True)
-            first = list(decoded.iter_batches(batch_size=len(rows), batch_format="numpy"))[0]
-            batches = [
-                to_model_batch({k: v[i : i + args.batch] for k, v in first.items()}, None)
-                for i in range(0, len(rows), args.batch)
-            ]
-
-            def training_epoch() -> None:
-                for batch in batches:
-                    loss = model.compute_loss(batch, mode="distill").loss
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-
-            params = {"rows": len(rows), "clips": clips, "batch": args.batch, "feature_cache": False}
-            pipeline = Case("pipeline", "rows", len(rows), {**params, "ray_cpus": args.ray_cpus})
-            pipeline.extra["cold_first_epoch_s"] = round(cold_s, 3)
-            training = Case("training", "rows", len(rows), {**params, "threads": args.threads})
-            measure_alternating(
-                [(pipeline, pipeline_epoch), (training, training_epoch)], args.repeats, args.warmup
-            )
+            pipeline, training, cold_s = measure_epochs(stack.model.train(), rows, cfg, args)
         finally:
             ray.shutdown()
 
@@ -132,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         args=args,
         settings={
             "model": stack.description,
-            "clips": clips,
+            "clips": args.clips,
             "rows_per_epoch": len(rows),
             "captions_per_clip": args.captions_per_clip,
             "clip_seconds": args.seconds,
@@ -146,6 +98,71 @@ def main(argv: list[str] | None = None) -> int:
         },
         versions=("ray", "torch", "torchaudio", "soundfile"),
     )
+    add_ratio_and_finding(result, pipeline, training, cold_s)
+    result.write()
+    return 0
+
+
+def training_rows(folder: Path, args: Any) -> list[dict[str, Any]]:
+    """Training rows (one per caption) over ``--clips`` wav files, each with 3 retrieved captions."""
+    per_clip = args.captions_per_clip
+    captions = synthetic_captions(args.clips * per_clip, seed=1)
+    records = [
+        ClipRecord(
+            fname=p.name,
+            path=p,
+            captions=captions[i * per_clip :][:per_clip],
+            dataset="bench",
+            subset="dev",
+            index=i,
+        )
+        for i, p in enumerate(write_wavs(folder, args.clips, args.seconds, args.rate))
+    ]
+    retrieved = {
+        r.fname: [{"caption": c} for c in captions[(i * 3) % len(captions) :][:3]]
+        for i, r in enumerate(records)
+    }
+    return split_rows(records, retrieved, per="caption")
+
+
+def measure_epochs(model, rows: list[dict[str, Any]], cfg: Config, args: Any) -> tuple[Case, Case, float]:
+    """The pipeline's epochs against training's, alternating; -> (pipeline, training, the pipeline's
+    cold first epoch in seconds, timed apart)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+
+    def pipeline_epoch() -> None:
+        ds = audio_dataset(rows, cfg, random_crop=True)
+        batches = ds.iter_batches(batch_size=args.batch, batch_format="numpy")
+        delivered = sum(len(b["caption"]) for b in batches)
+        assert delivered == len(rows), f"pipeline delivered {delivered} of {len(rows)} rows"
+
+    cold_s, _ = time_call(pipeline_epoch)  # a run's first epoch: the worker processes start
+
+    # Training consumes ready batches: decode them once (outside the timing) with the same stage.
+    decoded = audio_dataset(rows, cfg, random_crop=True)
+    first = list(decoded.iter_batches(batch_size=len(rows), batch_format="numpy"))[0]
+    batches = [
+        to_model_batch({k: v[i : i + args.batch] for k, v in first.items()}, None)
+        for i in range(0, len(rows), args.batch)
+    ]
+
+    def training_epoch() -> None:
+        for batch in batches:
+            loss = model.compute_loss(batch, mode="distill").loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    params = {"rows": len(rows), "clips": args.clips, "batch": args.batch, "feature_cache": False}
+    pipeline = Case("pipeline", "rows", len(rows), {**params, "ray_cpus": args.ray_cpus})
+    pipeline.extra["cold_first_epoch_s"] = round(cold_s, 3)
+    training = Case("training", "rows", len(rows), {**params, "threads": args.threads})
+    measure_alternating([(pipeline, pipeline_epoch), (training, training_epoch)], args.repeats, args.warmup)
+    return pipeline, training, cold_s
+
+
+def add_ratio_and_finding(result: BenchmarkResult, pipeline: Case, training: Case, cold_s: float) -> None:
     result.add(pipeline)
     result.add(training)
     headroom = paired_ratio("pipeline / training (rows/s): headroom", pipeline, training)
@@ -157,13 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         f"which {verdict} the >= 2x target; the first epoch of a run takes {cold_s:.1f} s "
         f"(worker processes start) against {pipeline.median_s:.1f} s for a warm one"
     )
-    result.write()
-    return 0
 
 
 def write_wavs(folder: Path, count: int, seconds: float, rate: int) -> list[Path]:
-    import soundfile as sf
-
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     paths = []

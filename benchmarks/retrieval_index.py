@@ -9,24 +9,23 @@ approximate index and say little about real use). Queries come from the same dis
 not in the datastore. Recall@k of each approximate index is measured against exact faiss; torch's
 recall against faiss is reported too, as a check that both exact paths agree.
 
-The indexes are the retrieval room's classes (``distillcaps.retrieval.index``) when that module is
-importable; otherwise the same algorithms are built here on faiss/torch directly, and the JSON
-says which (settings.index_source).
+The indexes are the retrieval room's classes (``distillcaps.retrieval.index``: CAPTION_INDEXES with
+the settings ``index_settings`` gives each size); settings.index_source says so.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from distillcaps.benchmarking import (
     BenchmarkResult,
     Case,
     base_parser,
@@ -35,6 +34,8 @@ from _common import (  # noqa: E402
     parse_args,
     set_threads,
 )
+from distillcaps.retrieval.config import RetrievalConfig
+from distillcaps.retrieval.index import CAPTION_INDEXES, index_settings
 
 DIM = 512
 # Queries per repetition (rounded up to whole batches): about a second of faiss flat search at batch 1.
@@ -43,8 +44,8 @@ QUERY_TARGET = {10_000: 256, 100_000: 64, 1_000_000: 16}
 HNSW_MAX_SIZE = {"quick": 10_000, "full": 100_000}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = base_parser(__doc__.splitlines()[0])
+def arg_parser() -> argparse.ArgumentParser:
+    parser = base_parser(__file__, __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", help="datastore sizes (default 10k 100k 1M)")
     parser.add_argument("--queries", type=int, default=0, help="queries per repetition (0: per-size default)")
     parser.add_argument(
@@ -71,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         help="k-means training sample per IVF list (-1: 32, 0: the index class's own training)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    args = parse_args(parser, argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(arg_parser(), argv)
     args.hnsw_max_size = args.hnsw_max_size or HNSW_MAX_SIZE["quick" if args.quick else "full"]
     sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     set_threads(args.threads)
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args.ivf_train_points_per_list = (
         IVF_TRAIN_POINTS_PER_LIST if args.ivf_train_points_per_list < 0 else args.ivf_train_points_per_list
     )
-    backends = index_backends(args)
+    backends = room_backends(args.ivf_train_points_per_list)
     result = BenchmarkResult(
         name="retrieval_index",
         args=args,
@@ -134,40 +139,29 @@ def synthetic_unit_vectors(n: int, dim: int, centres: np.ndarray, rng: np.random
 
 
 # ---------------------------------------------------------------------------------------------
-# Indexes: the retrieval room's classes when present, else faiss/torch directly
+# Indexes: the retrieval room's classes
 
 
+@dataclass
 class Backends:
     """name -> build(vectors (N,D) float32) -> search(queries (Q,D), k) -> ids (Q,k) int64."""
 
-    def __init__(self, source: str, builders: dict[str, Callable], params: dict[str, Any]):
-        self.source = source
-        self.builders = builders
-        self.params = params
+    source: str
+    builders: dict[str, Callable]
+    params: dict[str, Any]
 
 
-def index_backends(args: Any) -> Backends:
-    try:
-        from distillcaps.retrieval import index as room_index  # the retrieval room's classes
-    except ImportError:
-        return direct_backends()
-    return room_backends(room_index, args.ivf_train_points_per_list)
-
-
-def room_backends(room_index: Any, ivf_train_points_per_list: int) -> Backends:
+def room_backends(ivf_train_points_per_list: int) -> Backends:
     """The retrieval room's CAPTION_INDEXES with the settings its config would give each size."""
-    from distillcaps.retrieval.config import RetrievalConfig
-
     rcfg = RetrievalConfig(index_gpu=False)
-    registry = room_index.CAPTION_INDEXES
 
     def builder(name: str) -> Callable:
-        cls = registry.get(name)
+        cls = CAPTION_INDEXES.get(name)
         if name == "ivf" and ivf_train_points_per_list:
             cls = subsampled_ivf(cls, ivf_train_points_per_list)
 
         def build(vectors: np.ndarray):
-            index = cls(room_index.index_settings(rcfg, len(vectors)))
+            index = cls(index_settings(rcfg, len(vectors)))
             index.add(vectors)
             return lambda q, k: index.search(q, k)[1]
 
@@ -176,7 +170,9 @@ def room_backends(room_index: Any, ivf_train_points_per_list: int) -> Backends:
     names = {"faiss_flat": "exact", "torch_topk": "torch", "ivf": "ivf", "hnsw": "hnsw"}
     return Backends(
         source="distillcaps.retrieval.index (CAPTION_INDEXES, index_settings(RetrievalConfig()))",
-        builders={ours: builder(theirs) for ours, theirs in names.items() if theirs in registry.names()},
+        builders={
+            ours: builder(theirs) for ours, theirs in names.items() if theirs in CAPTION_INDEXES.names()
+        },
         params={
             "ivf_nlist": rcfg.ivf_nlist or "4*sqrt(N)",
             "ivf_nprobe": rcfg.ivf_nprobe,
@@ -196,8 +192,6 @@ def subsampled_ivf(ivf_cls: type, points_per_list: int) -> type:
 
     class SubsampledIVF(ivf_cls):
         def make(self, dim: int, vectors: np.ndarray):
-            import faiss
-
             nlist = max(1, min(int(self.settings.get("nlist", 1)), len(vectors)))
             self.settings["nlist"] = nlist
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -209,65 +203,8 @@ def subsampled_ivf(ivf_cls: type, points_per_list: int) -> type:
     return SubsampledIVF
 
 
-IVF_NPROBE = 16  # the retrieval config's default
 IVF_TRAIN_POINTS_PER_LIST = 32
 IVF_TRAIN_ITERATIONS = 10
-HNSW_M = 32
-HNSW_EF_SEARCH = 64
-HNSW_EF_CONSTRUCTION = 40
-
-
-def direct_backends() -> Backends:
-    import faiss
-    import torch
-
-    def flat(vectors: np.ndarray):
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        return lambda q, k: index.search(q, k)[1]
-
-    def torch_topk(vectors: np.ndarray):
-        store = torch.from_numpy(vectors)  # (N, D), shares memory with the array
-
-        def search(queries: np.ndarray, k: int) -> np.ndarray:
-            scores = torch.from_numpy(queries) @ store.T  # (Q, N)
-            return scores.topk(k, dim=1).indices.numpy()
-
-        return search
-
-    def ivf(vectors: np.ndarray):
-        n, dim = vectors.shape
-        nlist = max(1, int(4 * np.sqrt(n)))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        # k-means on <= 32 points per list, 10 iterations: the build is a one-off, recall is measured
-        index.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_LIST
-        index.cp.niter = IVF_TRAIN_ITERATIONS
-        index.train(vectors)
-        index.add(vectors)
-        index.nprobe = IVF_NPROBE
-        return lambda q, k: index.search(q, k)[1]
-
-    def hnsw(vectors: np.ndarray):
-        index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.add(vectors)
-        index.hnsw.efSearch = HNSW_EF_SEARCH
-        return lambda q, k: index.search(q, k)[1]
-
-    return Backends(
-        source="faiss/torch directly (distillcaps.retrieval.index not importable)",
-        builders={"faiss_flat": flat, "torch_topk": torch_topk, "ivf": ivf, "hnsw": hnsw},
-        params={
-            "ivf_nlist": "4*sqrt(N)",
-            "ivf_nprobe": IVF_NPROBE,
-            "ivf_train_points_per_list": IVF_TRAIN_POINTS_PER_LIST,
-            "ivf_train_iterations": IVF_TRAIN_ITERATIONS,
-            "hnsw_m": HNSW_M,
-            "hnsw_ef_search": HNSW_EF_SEARCH,
-            "hnsw_ef_construction": HNSW_EF_CONSTRUCTION,
-        },
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,6 +212,8 @@ def direct_backends() -> Backends:
 
 
 def bench_size(result: BenchmarkResult, backends: Backends, n: int, args: Any) -> dict[str, str]:
+    """Every index over one datastore of ``n`` vectors, at every query batch size; -> the default
+    these numbers support per batch size."""
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((args.clusters, args.dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -282,11 +221,31 @@ def bench_size(result: BenchmarkResult, backends: Backends, n: int, args: Any) -
     query_sets = {
         b: synthetic_unit_vectors(queries_for(n, b, args), args.dim, centres, rng) for b in args.batch_sizes
     }
+    searches, build_s = build_indexes(result, backends, vectors, args)
 
+    # Recall on the largest query set, against exact faiss.
+    recall_queries = query_sets[max(args.batch_sizes)]
+    exact_ids = searches["faiss_flat"](recall_queries, args.k)
+    recall = {
+        name: recall_at_k(search(recall_queries, args.k), exact_ids) for name, search in searches.items()
+    }
+    built = Built(searches, build_s, recall)
+    defaults = {
+        f"batch_{batch}": measure_batch(result, built, n, batch, queries, args)
+        for batch, queries in query_sets.items()
+    }
+    del built, searches, vectors
+    return defaults
+
+
+def build_indexes(
+    result: BenchmarkResult, backends: Backends, vectors: np.ndarray, args: Any
+) -> tuple[dict[str, Callable], dict[str, float]]:
+    """The exact indexes and ``--approx``'s over ``vectors``; -> (name -> search, name -> build seconds)."""
+    n = len(vectors)
     searches: dict[str, Callable] = {}
     build_s: dict[str, float] = {}
-    wanted = ["faiss_flat", "torch_topk"] + list(args.approx)
-    for name in wanted:
+    for name in ["faiss_flat", "torch_topk", *args.approx]:
         if name not in backends.builders:
             result.skip(f"{name} at N={n}", f"no such index in {backends.source}")
             continue
@@ -301,53 +260,48 @@ def bench_size(result: BenchmarkResult, backends: Backends, n: int, args: Any) -
         searches[name] = backends.builders[name](vectors)
         build_s[name] = time.perf_counter() - start
         print(f"N={n}: built {name} in {build_s[name]:.1f} s", flush=True)
+    return searches, build_s
 
-    # Recall on the largest query set, against exact faiss.
-    recall_queries = query_sets[max(args.batch_sizes)]
-    exact_ids = searches["faiss_flat"](recall_queries, args.k)
-    recall = {
-        name: recall_at_k(search(recall_queries, args.k), exact_ids) for name, search in searches.items()
-    }
 
-    defaults = {}
-    for batch, queries in query_sets.items():
-        cases = {
-            name: Case(
-                name=f"{name}@{n}/b{batch}",
-                unit="queries",
-                items_per_repetition=len(queries),
-                params={
-                    "index": name,
-                    "datastore_size": n,
-                    "query_batch": batch,
-                    "queries": len(queries),
-                    "k": args.k,
-                },
-                extra={"build_s": round(build_s[name], 3), f"recall_at_{args.k}": recall[name]},
-            )
-            for name in searches
-        }
-        measure_alternating(
-            [
-                (cases[name], batched_search(search, queries, batch, args.k))
-                for name, search in searches.items()
-            ],
-            repeats=args.repeats,
-            warmup=args.warmup,
+@dataclass
+class Built:
+    """The indexes over one datastore: their searches, build seconds and recall@k against faiss flat."""
+
+    searches: dict[str, Callable]
+    build_s: dict[str, float]
+    recall: dict[str, float]
+
+
+def measure_batch(
+    result: BenchmarkResult, built: Built, n: int, batch: int, queries: np.ndarray, args: Any
+) -> str:
+    """Every index side by side at ``batch`` queries per call, each against faiss flat; -> the default."""
+    params = {"datastore_size": n, "query_batch": batch, "queries": len(queries), "k": args.k}
+    cases = {
+        name: Case(
+            f"{name}@{n}/b{batch}",
+            "queries",
+            len(queries),
+            {"index": name, **params},
+            extra={"build_s": round(built.build_s[name], 3), f"recall_at_{args.k}": built.recall[name]},
         )
-        for case in cases.values():
-            result.add(case)
-        flat = cases["faiss_flat"]
-        for name, case in cases.items():
-            if name != "faiss_flat":
-                result.ratios.append(
-                    paired_ratio(f"{name} / faiss_flat @{n} batch {batch} (q/s)", case, flat)
-                )
-        best, finding = choose_default(cases, args.k)
-        defaults[f"batch_{batch}"] = best
-        result.findings.append(finding)
-    del searches, vectors
-    return defaults
+        for name in built.searches
+    }
+    searches = built.searches
+    measure_alternating(
+        [(cases[name], batched_search(search, queries, batch, args.k)) for name, search in searches.items()],
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
+    for case in cases.values():
+        result.add(case)
+    flat = cases["faiss_flat"]
+    for name, case in cases.items():
+        if name != "faiss_flat":
+            result.ratios.append(paired_ratio(f"{name} / faiss_flat @{n} batch {batch} (q/s)", case, flat))
+    best, finding = choose_default(cases, args.k)
+    result.findings.append(finding)
+    return best
 
 
 def batched_search(search: Callable, queries: np.ndarray, batch: int, k: int) -> Callable[[], None]:

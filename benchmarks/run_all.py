@@ -17,8 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH_DIR, REPO_ROOT, RESULTS_DIR, validate_result  # noqa: E402
+from distillcaps.benchmarking import validate_result
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
 
 # Least dependent first: a failure late in the list leaves the earlier results written.
 BENCHMARKS = [

@@ -26,31 +26,43 @@ within every repetition, between the Serve points, while the replicas idle.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import io
 import math
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
+import ray
+import soundfile as sf
+import torch
+import yaml
+from ray import serve
+from ray.serve.api import _run as serve_run_nonblocking
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from distillcaps.benchmarking import (
     BenchmarkResult,
     Case,
     base_parser,
+    build_random_tiny_stack,
     paired_ratio,
     parse_args,
     percentile,
     start_benchmark_ray,
     time_call,
 )
-from _tiny_stack import build_random_tiny_stack  # noqa: E402
+from distillcaps.ports import free_port
+from distillcaps.serving.app import build_app
+from distillcaps.serving.captioner import Captioner
+from distillcaps.serving.upload import AudioLimits, decode_audio
 
 SERVE_CONFIG = Path(__file__).resolve().parents[1] / "serve" / "config.yaml"
 REPLICA_THREADS = 1  # a Serve replica of < 1 CPU runs with OMP_NUM_THREADS=1
@@ -63,8 +75,8 @@ SERVE_ENV = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = base_parser(__doc__.splitlines()[0])
+def arg_parser() -> argparse.ArgumentParser:
+    parser = base_parser(__file__, __doc__)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument(
         "--requests", type=int, default=0, help="requests per point (0: 32, or 16 with --quick)"
@@ -88,24 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         help="extra batched modes SIZE:WAIT_S, measured at the top concurrency",
     )
     parser.add_argument("--max-seconds", type=float, default=120.0, help="stop a point's requests after this")
-    args = parse_args(parser, argv)
-    requests = args.requests or (8 if args.quick else 32)
-    modes = {"batched": (args.max_batch_size, args.batch_wait_timeout_s), "unbatched": (1, 0.0)}
-    for spec in args.tune:
-        size, _, wait = spec.partition(":")
-        modes[f"b{int(size)}_w{round(1000 * float(wait))}ms"] = (int(size), float(wait))
-    top = max(args.concurrency)
+    return parser
 
-    import ray
-    from ray import serve
-    from ray.serve.api import _run as serve_run_nonblocking
 
-    from distillcaps.ports import free_port
-    from distillcaps.serving.app import build_app
-
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(arg_parser(), argv)
+    plan = Plan.from_args(args)
+    n = args.new_tokens
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         tmp = Path(tmp)
-        n = args.new_tokens
         stack = build_random_tiny_stack(
             tmp / "stack",
             [
@@ -119,138 +122,180 @@ def main(argv: list[str] | None = None) -> int:
         body = wav_bytes(args.seconds)
         for key, value in SERVE_ENV.items():
             os.environ.setdefault(key, value)
-        # each application holds 0.5 logical CPU (ingress + model replica at 0.25): more than 4 modes
-        # would wait forever for a replica on 2 logical CPUs, so Ray is given what they hold
-        ray_cpus = max(2, math.ceil(len(modes) / 2))
-        start_benchmark_ray(ray_cpus)
+        start_benchmark_ray(plan.ray_cpus)
         try:
-            port = free_port()
-            serve.start(http_options={"host": "127.0.0.1", "port": port})
-            url = f"http://127.0.0.1:{port}"
-
-            # Both modes deployed side by side as two applications (one model replica each), so the
-            # repetitions alternate between them without redeploying (a redeploy restarts replicas).
-            for mode, (max_batch_size, wait_s) in modes.items():
-                app = build_app(
-                    {
-                        "model_uri": str(checkpoint),
-                        "max_batch_size": max_batch_size,
-                        "batch_wait_timeout_s": wait_s,
-                    }
-                )
-                # both start at once; wait_until_answering then waits for both (serve.run would wait
-                # for each in turn, minutes apiece on a loaded machine)
-                serve_run_nonblocking(app, name=mode, route_prefix=f"/{mode}", _blocking=False)
-            wait_until_answering(url, [f"/{mode}" for mode in modes], body)
-
-            # c=16 needs 16 requests in flight; the top concurrency 3 rounds of them
-            per_point = {c: max(requests, 3 * c if c == top else c) for c in args.concurrency}
-            points = {mode: args.concurrency if mode in ("batched", "unbatched") else [top] for mode in modes}
-            cases = {
-                (mode, c): Case(
-                    f"{mode}/c{c}",
-                    "requests",
-                    per_point[c],
-                    {
-                        "mode": mode,
-                        "max_batch_size": size,
-                        "batch_wait_timeout_s": wait_s,
-                        "concurrency": c,
-                        "requests": per_point[c],
-                    },
-                )
-                for mode, (size, wait_s) in modes.items()
-                for c in points[mode]
-            }
-            bare_size = args.max_batch_size
-            bare = Case(
-                f"bare/b{bare_size}",
-                "captions",
-                per_point[top],
-                {"batch": bare_size, "clips": per_point[top], "torch_threads": REPLICA_THREADS},
-            )
-            bare_fn = bare_captioning(checkpoint, body, per_point[top], bare_size)
-            latencies = {key: [] for key in cases}
-            ingress_ms = {key: [] for key in cases}  # what the ingress measured: no proxy, no HTTP
-            batch_sizes = {key: Counter() for key in cases}
-            statuses = {key: Counter() for key in cases}
-            order = [*modes, "bare"]
-            for rep in range(args.warmup + args.repeats):
-                for mode in order if rep % 2 == 0 else reversed(order):
-                    if mode == "bare":
-                        timing = time_call(bare_fn)
-                        if rep >= args.warmup:
-                            bare.record(*timing)
-                        continue
-                    for c in points[mode]:
-                        point = asyncio.run(
-                            run_point(f"{url}/{mode}", body, per_point[c], c, args.max_seconds)
-                        )
-                        if rep < args.warmup:
-                            continue
-                        key = (mode, c)
-                        cases[key].record(point["wall_s"])
-                        latencies[key] += point["latencies_s"]
-                        ingress_ms[key] += point["ingress_ms"]
-                        batch_sizes[key].update(point["batch_sizes"])
-                        statuses[key].update(point["statuses"])
-                        print(f"rep {rep - args.warmup} {mode} c={c}: {point['wall_s']:.2f} s", flush=True)
+            url = deploy_modes(plan, checkpoint, body)
+            bare_fn = bare_captioning(checkpoint, body, plan.per_point[plan.top], args.max_batch_size)
+            measure(plan, url, body, bare_fn, args)
             serve.shutdown()
         finally:
             ray.shutdown()
+    write_result(plan, stack.description, args)
+    return 0
 
+
+@dataclass
+class Plan:
+    """The modes deployed side by side, the points each is measured at, and what each point holds."""
+
+    modes: dict[str, tuple[int, float]]  # name -> (max batch size, batch wait s)
+    concurrency: list[int]
+    requests: int  # per point (at least one per client; the top concurrency: 3 rounds of clients)
+    bare_batch: int
+    cases: dict[tuple[str, int], Case] = field(default_factory=dict)
+    bare: Case | None = None
+    latencies_s: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    ingress_ms: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # no proxy, no HTTP
+    batch_sizes: dict[tuple[str, int], Counter] = field(default_factory=dict)
+    statuses: dict[tuple[str, int], Counter] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: Any) -> Plan:
+        modes = {"batched": (args.max_batch_size, args.batch_wait_timeout_s), "unbatched": (1, 0.0)}
+        for spec in args.tune:
+            size, _, wait = spec.partition(":")
+            modes[f"b{int(size)}_w{round(1000 * float(wait))}ms"] = (int(size), float(wait))
+        plan = cls(modes, args.concurrency, args.requests or (8 if args.quick else 32), args.max_batch_size)
+        for mode, (size, wait_s) in modes.items():
+            for c in plan.points(mode):
+                params = {"mode": mode, "max_batch_size": size, "batch_wait_timeout_s": wait_s}
+                key = (mode, c)
+                requests = plan.per_point[c]
+                plan.cases[key] = Case(
+                    f"{mode}/c{c}", "requests", requests, {**params, "concurrency": c, "requests": requests}
+                )
+                plan.latencies_s[key], plan.ingress_ms[key] = [], []
+                plan.batch_sizes[key], plan.statuses[key] = Counter(), Counter()
+        clips = plan.per_point[plan.top]
+        bare_params = {"batch": plan.bare_batch, "clips": clips, "torch_threads": REPLICA_THREADS}
+        plan.bare = Case(f"bare/b{plan.bare_batch}", "captions", clips, bare_params)
+        return plan
+
+    @property
+    def top(self) -> int:
+        return max(self.concurrency)
+
+    @property
+    def per_point(self) -> dict[int, int]:
+        # c=16 needs 16 requests in flight; the top concurrency 3 rounds of them
+        return {c: max(self.requests, 3 * c if c == self.top else c) for c in self.concurrency}
+
+    @property
+    def ray_cpus(self) -> int:
+        # each application holds 0.5 logical CPU (ingress + model replica at 0.25): more than 4 modes
+        # would wait forever for a replica on 2 logical CPUs, so Ray is given what they hold
+        return max(2, math.ceil(len(self.modes) / 2))
+
+    def points(self, mode: str) -> list[int]:
+        """Batched and unbatched at every concurrency; a --tune mode at the top one."""
+        return self.concurrency if mode in ("batched", "unbatched") else [self.top]
+
+    def record(self, key: tuple[str, int], point: dict[str, Any]) -> None:
+        self.cases[key].record(point["wall_s"])
+        self.latencies_s[key] += point["latencies_s"]
+        self.ingress_ms[key] += point["ingress_ms"]
+        self.batch_sizes[key].update(point["batch_sizes"])
+        self.statuses[key].update(point["statuses"])
+
+
+def deploy_modes(plan: Plan, checkpoint: Path, body: bytes) -> str:
+    """Every mode as an application of its own (one model replica each) on a Serve bound to
+    127.0.0.1, so the repetitions alternate between them without redeploying (a redeploy restarts
+    replicas); -> the base URL once all answer."""
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    url = f"http://127.0.0.1:{port}"
+    for mode, (max_batch_size, wait_s) in plan.modes.items():
+        app = build_app(
+            {"model_uri": str(checkpoint), "max_batch_size": max_batch_size, "batch_wait_timeout_s": wait_s}
+        )
+        # all start at once; wait_until_answering then waits for all (serve.run would wait for
+        # each in turn, minutes apiece on a loaded machine)
+        serve_run_nonblocking(app, name=mode, route_prefix=f"/{mode}", _blocking=False)
+    wait_until_answering(url, [f"/{mode}" for mode in plan.modes], body)
+    return url
+
+
+def measure(plan: Plan, url: str, body: bytes, bare_fn, args: Any) -> None:
+    """Every mode at its points and the bare side, in turn, the order reversed every repetition."""
+    order = [*plan.modes, "bare"]
+    for rep in range(args.warmup + args.repeats):
+        for mode in order if rep % 2 == 0 else reversed(order):
+            if mode == "bare":
+                timing = time_call(bare_fn)
+                if rep >= args.warmup:
+                    plan.bare.record(*timing)
+                continue
+            for c in plan.points(mode):
+                point = asyncio.run(run_point(f"{url}/{mode}", body, plan.per_point[c], c, args.max_seconds))
+                if rep < args.warmup:
+                    continue
+                plan.record((mode, c), point)
+                print(f"rep {rep - args.warmup} {mode} c={c}: {point['wall_s']:.2f} s", flush=True)
+
+
+def write_result(plan: Plan, model: str, args: Any) -> None:
     result = BenchmarkResult(
         name="serve_batching",
         args=args,
         settings={
-            "model": stack.description,
-            "decoding": f"greedy, exactly {n} new tokens per caption",
-            "modes": {m: {"max_batch_size": s, "batch_wait_timeout_s": w} for m, (s, w) in modes.items()},
+            "model": model,
+            "decoding": f"greedy, exactly {args.new_tokens} new tokens per caption",
+            "modes": {
+                m: {"max_batch_size": s, "batch_wait_timeout_s": w} for m, (s, w) in plan.modes.items()
+            },
             "deployed_batching": deployed_batching(),
             "concurrency": args.concurrency,
-            "requests_per_point": per_point,
-            "bare": f"Captioner.caption on batches of {bare_size} decoded clips, "
+            "requests_per_point": plan.per_point,
+            "bare": f"Captioner.caption on batches of {plan.bare_batch} decoded clips, "
             f"{REPLICA_THREADS} torch thread, in the benchmark's process",
             "targets": {"serve_over_bare_min": 0.7, "batched_over_unbatched_at_c16_min": 4.0},
             "audio_seconds": args.seconds,
             "transport": "HTTP on 127.0.0.1 (httpx.AsyncClient), POST /v1/captions with audio/wav",
-            "ray_cpus": ray_cpus,
+            "ray_cpus": plan.ray_cpus,
             "cpu_count": os.cpu_count(),
         },
         versions=("ray", "fastapi", "httpx", "torch", "transformers"),
     )
-    for key, case in cases.items():
-        lat_ms = [1000 * x for x in latencies[key]]
+    for key, case in plan.cases.items():
+        lat_ms = [1000 * x for x in plan.latencies_s[key]]
+        ingress = plan.ingress_ms[key]
         case.extra.update(
             {
                 "p50_ms": round(percentile(lat_ms, 50), 1) if lat_ms else None,
                 "p99_ms": round(percentile(lat_ms, 99), 1) if lat_ms else None,
-                "ingress_p50_ms": round(percentile(ingress_ms[key], 50), 1) if ingress_ms[key] else None,
-                "batch_size_counts": {str(k): v for k, v in sorted(batch_sizes[key].items())},
-                "status_counts": {str(k): v for k, v in sorted(statuses[key].items())},
+                "ingress_p50_ms": round(percentile(ingress, 50), 1) if ingress else None,
+                "batch_size_counts": {str(k): v for k, v in sorted(plan.batch_sizes[key].items())},
+                "status_counts": {str(k): v for k, v in sorted(plan.statuses[key].items())},
             }
         )
         result.add(case)
-    result.add(bare)
+    result.add(plan.bare)
+    add_ratios_and_findings(result, plan, args.batch_wait_timeout_s)
+    result.write()
+
+
+def add_ratios_and_findings(result: BenchmarkResult, plan: Plan, wait_s: float) -> None:
+    top, cases, bare = plan.top, plan.cases, plan.bare
     on_top = cases[("batched", top)]
     result.ratios.append(
         paired_ratio(f"batched / unbatched @c{top} (requests/s)", on_top, cases[("unbatched", top)])
     )
-    overhead = paired_ratio(f"serve batched @c{top} / bare @b{bare_size} (captions/s)", on_top, bare)
+    overhead = paired_ratio(f"serve batched @c{top} / bare @b{plan.bare_batch} (captions/s)", on_top, bare)
     result.ratios.append(overhead)
     result.findings.append(
-        f"Serve at concurrency {top} (max batch {bare_size}, wait {args.batch_wait_timeout_s} s) answers "
-        f"{on_top.median_rate:.1f} requests/s; the bare captioning function at batch {bare_size} "
+        f"Serve at concurrency {top} (max batch {plan.bare_batch}, wait {wait_s} s) answers "
+        f"{on_top.median_rate:.1f} requests/s; the bare captioning function at batch {plan.bare_batch} "
         f"{bare.median_rate:.1f} captions/s: {overhead['median']:.2f} of it (target >= 0.7)"
     )
-    for mode in modes:
+    for mode in plan.modes:
         if mode not in ("batched", "unbatched"):
             result.ratios.append(
                 paired_ratio(
                     f"{mode} / unbatched @c{top} (requests/s)", cases[(mode, top)], cases[("unbatched", top)]
                 )
             )
-    for c in args.concurrency:
+    for c in plan.concurrency:
         on, off = cases[("batched", c)], cases[("unbatched", c)]
         ratio = paired_ratio(f"batched / unbatched @c{c} (requests/s)", on, off)
         if c != top:
@@ -260,14 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{on.extra['p99_ms']} ms) vs unbatched {off.median_rate:.2f} req/s "
             f"(p50 {off.extra['p50_ms']} ms, p99 {off.extra['p99_ms']} ms): {ratio['median']:.2f}x throughput"
         )
-    result.write()
-    return 0
 
 
 def deployed_batching() -> dict[str, float]:
     """max_batch_size and batch_wait_timeout_s of serve/config.yaml's CaptionModel: what is deployed."""
-    import yaml
-
     config = yaml.safe_load(SERVE_CONFIG.read_text())
     for app in config["applications"]:
         for deployment in app.get("deployments", []):
@@ -283,11 +324,6 @@ def deployed_batching() -> dict[str, float]:
 def bare_captioning(checkpoint: Path, body: bytes, clips: int, batch: int):
     """``clips`` decoded clips captioned by Captioner.caption in batches of ``batch``, at the replica's
     torch threads (restored after each call: the driver's own work keeps its threads)."""
-    import torch
-
-    from distillcaps.serving.captioner import Captioner
-    from distillcaps.serving.upload import AudioLimits, decode_audio
-
     captioner = Captioner.from_uri(str(checkpoint))
     wave = decode_audio(body, AudioLimits()).waveform  # (S,) float32 16 kHz, as the ingress passes it
     waves = [wave] * clips
@@ -306,8 +342,6 @@ def bare_captioning(checkpoint: Path, body: bytes, clips: int, batch: int):
 
 async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_seconds: float) -> dict:
     """``requests`` POSTs through ``concurrency`` clients; stops sending after ``max_seconds``."""
-    import httpx
-
     latencies, ingress_ms, sizes, statuses = [], [], Counter(), Counter()
     sent = 0
     deadline = time.monotonic() + max_seconds
@@ -342,8 +376,6 @@ async def run_point(url: str, body: bytes, requests: int, concurrency: int, max_
 
 def wait_until_answering(url: str, prefixes: list[str], body: bytes, timeout_s: float = 1800) -> None:
     """Block until every application answers a caption request (replicas start slowly under load)."""
-    import httpx
-
     deadline = time.monotonic() + timeout_s
     for prefix in prefixes:
         while True:
@@ -363,8 +395,6 @@ def wait_until_answering(url: str, prefixes: list[str], body: bytes, timeout_s: 
 
 
 def wav_bytes(seconds: float) -> bytes:
-    import soundfile as sf
-
     t = np.arange(int(16_000 * seconds)) / 16_000
     wave = 0.4 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(0).standard_normal(t.shape)
     buffer = io.BytesIO()

@@ -19,19 +19,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
+import json
+import struct
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import numpy as np
+import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402  (machine facts, versions, percentile, result folder)
+from distillcaps.benchmarking import SCHEMA_VERSION, load_note, machine_info, package_versions, percentile
+from distillcaps.ports import free_port
+from distillcaps.ray_runtime import ensure_ray
+from distillcaps.serving.model_store import default_tracking_uri
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+WAV = {"content-type": "audio/wav"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--plugin-module", default="")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.02)
-    parser.add_argument("--output-dir", type=Path, default=_common.RESULTS_DIR)
+    parser.add_argument("--output-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     return parser.parse_args()
 
 
@@ -70,8 +77,6 @@ def clips(count: int = 8) -> list[bytes]:
 
 def bad_uploads() -> dict[str, bytes]:
     """Uploads no client should send, by name: each must get a JSON 4xx, never a 5xx."""
-    import struct
-
     import soundfile as sf
 
     def written(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
@@ -103,8 +108,6 @@ class ServeMemory:
         self.peak_mb: dict[str, float] = {}
 
     def sample(self) -> None:
-        import psutil
-
         for process in psutil.process_iter(["cmdline", "memory_info"]):
             cmdline = " ".join(process.info["cmdline"] or [])
             if "ray::Serve" in cmdline or "ray::ProxyActor" in cmdline or "ray::Caption" in cmdline:
@@ -116,10 +119,7 @@ class ServeMemory:
 def start_service(args: argparse.Namespace) -> str:
     from ray import serve
 
-    from distillcaps.ports import free_port
-    from distillcaps.ray_runtime import ensure_ray
-    from distillcaps.serving.app import build_app
-    from distillcaps.serving.model_store import default_tracking_uri
+    from distillcaps.serving.app import build_app  # lazy: Ray Serve, FastAPI and torch (--start only)
 
     env = {"MLFLOW_DISABLE_TELEMETRY": "true"}
     if args.plugin_dir:
@@ -139,98 +139,107 @@ def start_service(args: argparse.Namespace) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+@dataclass
+class Tally:
+    """What the service answered: statuses, latencies, the batch sizes it formed, what broke the contract."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    bad_statuses: Counter = field(default_factory=Counter)  # "<name> <status> <kind>"
+    batch_sizes: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    problems: Counter = field(default_factory=Counter)  # non-JSON answers, good uploads without caption
+    sent: int = 0
+
+    def answered(self, bad_name: str, status: int, latency_ms: float, answer: dict | None) -> None:
+        self.latencies_ms.append(latency_ms)
+        self.statuses[status] += 1
+        if answer is None:
+            self.problems["non_json_answer"] += 1
+        elif bad_name:
+            self.bad_statuses[f"{bad_name} {status} {answer.get('kind', '')}".strip()] += 1
+        elif status == 200 and isinstance(answer.get("caption"), str):
+            self.batch_sizes[answer.get("batch_size", 1)] += 1
+        elif status != 503:  # a busy answer is allowed; anything else is not
+            self.problems[f"good_upload_{status}"] += 1
+
+    def report(self, wall_s: float) -> dict:
+        done, statuses, lat = sum(self.statuses.values()), self.statuses, self.latencies_ms
+        return {
+            "requests_sent": self.sent,
+            "responses": done,
+            "transport_errors": dict(self.errors),
+            "status_counts": {str(k): v for k, v in sorted(statuses.items())},
+            "num_5xx": sum(v for k, v in statuses.items() if k >= 500),
+            "wall_s": round(wall_s, 2),
+            "throughput_rps": round(done / wall_s, 2) if wall_s > 0 else None,
+            "latency_ms": {
+                **{f"p{q}": round(percentile(lat, q), 1) for q in (50, 90, 99)},
+                "max": round(max(lat), 1),
+            }
+            if lat
+            else None,
+            "batch_size_counts": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+            "bad_uploads": sum(self.bad_statuses.values()),
+            "bad_upload_answers": dict(sorted(self.bad_statuses.items())),
+            "num_4xx": sum(v for k, v in statuses.items() if 400 <= k < 500),
+            "num_503": statuses.get(503, 0),
+            "contract_breaches": dict(self.problems),
+        }
+
+
+async def send_requests(
+    client, args: argparse.Namespace, tally: Tally, uploads: tuple, deadline: float
+) -> None:
+    """One client: sends the next request until ``--requests`` are sent or the deadline passes;
+    ``uploads`` is (good bodies, [(name, bad body)]); every n-th upload is bad (n = 1 / --bad-share)."""
+    good, bad = uploads
+    every = round(1 / args.bad_share) if args.bad_share > 0 else 0
+    while tally.sent < args.requests and time.monotonic() < deadline:
+        number = tally.sent
+        tally.sent += 1
+        is_bad = every and number % every == every - 1
+        name, body = bad[(number // max(every, 1)) % len(bad)] if is_bad else ("", good[number % len(good)])
+        started = time.perf_counter()
+        try:
+            response = await client.post("/v1/captions", content=body, headers=WAV)
+        except httpx.HTTPError as err:
+            tally.errors[type(err).__name__] += 1
+            continue
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        tally.answered(name, response.status_code, latency_ms, answer)
+
+
 async def run_load(url: str, args: argparse.Namespace, memory: ServeMemory | None = None) -> dict:
-    import httpx
-
-    bodies = clips()
-    bad = list(bad_uploads().items())
-    latencies_ms: list[float] = []
-    statuses: Counter = Counter()
-    bad_statuses: Counter = Counter()  # "<name> <status> <kind>"
-    batch_sizes: Counter = Counter()
-    errors: Counter = Counter()
-    problems: Counter = Counter()  # answers that break the contract: non-JSON, good without caption
-    next_request = 0
-    every = round(1 / args.bad_share) if args.bad_share > 0 else 0  # every n-th request is bad
-    deadline = time.monotonic() + args.max_seconds
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal next_request
-        while next_request < args.requests and time.monotonic() < deadline:
-            number = next_request
-            next_request += 1
-            is_bad = every and number % every == every - 1
-            name, body = (
-                bad[(number // max(every, 1)) % len(bad)] if is_bad else ("", bodies[number % len(bodies)])
-            )
-            started = time.perf_counter()
-            try:
-                response = await client.post(
-                    "/v1/captions", content=body, headers={"content-type": "audio/wav"}
-                )
-            except httpx.HTTPError as err:
-                errors[type(err).__name__] += 1
-                continue
-            latencies_ms.append((time.perf_counter() - started) * 1000.0)
-            statuses[response.status_code] += 1
-            try:
-                answer = response.json()
-            except ValueError:
-                problems["non_json_answer"] += 1
-                continue
-            if is_bad:
-                bad_statuses[f"{name} {response.status_code} {answer.get('kind', '')}".strip()] += 1
-            elif response.status_code == 200 and isinstance(answer.get("caption"), str):
-                batch_sizes[answer.get("batch_size", 1)] += 1
-            elif response.status_code != 503:  # a busy answer is allowed; anything else is not
-                problems[f"good_upload_{response.status_code}"] += 1
-
     async def watch_memory() -> None:
         while memory is not None:
             await asyncio.to_thread(memory.sample)
             await asyncio.sleep(0.5)
 
+    uploads = clips(), list(bad_uploads().items())
+    tally, deadline = Tally(), time.monotonic() + args.max_seconds
     limits = httpx.Limits(max_connections=args.concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         model = (await client.get("/v1/model")).json()
-        await client.post("/v1/captions", content=bodies[0], headers={"content-type": "audio/wav"})  # warm-up
+        await client.post("/v1/captions", content=uploads[0][0], headers=WAV)  # warm-up
         watcher = asyncio.create_task(watch_memory())
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(args.concurrency)))
+        await asyncio.gather(
+            *(send_requests(client, args, tally, uploads, deadline) for _ in range(args.concurrency))
+        )
         wall_s = time.perf_counter() - started
         watcher.cancel()
         health = (await client.get("/healthz")).status_code
-    done = sum(statuses.values())
     return {
-        "model": {
-            "name": model.get("name"),
-            "version": model.get("version"),
-            "backend": model.get("backend"),
-        },
-        "requests_sent": next_request,
-        "responses": done,
-        "transport_errors": dict(errors),
-        "status_counts": {str(k): v for k, v in sorted(statuses.items())},
-        "num_5xx": sum(v for k, v in statuses.items() if k >= 500),
-        "wall_s": round(wall_s, 2),
-        "throughput_rps": round(done / wall_s, 2) if wall_s > 0 else None,
-        "latency_ms": {
-            "p50": round(_common.percentile(latencies_ms, 50), 1),
-            "p90": round(_common.percentile(latencies_ms, 90), 1),
-            "p99": round(_common.percentile(latencies_ms, 99), 1),
-            "max": round(max(latencies_ms), 1),
-        }
-        if latencies_ms
-        else None,
-        "batch_size_counts": {str(k): v for k, v in sorted(batch_sizes.items())},
-        "bad_uploads": sum(bad_statuses.values()),
-        "bad_upload_answers": dict(sorted(bad_statuses.items())),
-        "num_4xx": sum(v for k, v in statuses.items() if 400 <= k < 500),
-        "num_503": statuses.get(503, 0),
-        "contract_breaches": dict(problems),
+        "model": {key: model.get(key) for key in ("name", "version", "backend")},
+        **tally.report(wall_s),
         "healthz_after": health,
         "serve_peak_rss_mb": dict(sorted(memory.peak_mb.items())) if memory else None,
-        "stopped_by_time": next_request < args.requests,
+        "stopped_by_time": tally.sent < args.requests,
     }
 
 
@@ -243,14 +252,14 @@ def main() -> int:
     if host not in LOOPBACK:
         raise SystemExit(f"refusing to load-test {url}: only loopback addresses ({', '.join(LOOPBACK)})")
     report = asyncio.run(run_load(url.rstrip("/"), args, ServeMemory() if args.start else None))
-    machine = _common.machine_info()
+    machine = machine_info()
     result = {
         "benchmark": "serve_load",
-        "schema_version": _common.SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
         "machine": machine,
-        "versions": _common.package_versions(("ray", "fastapi", "httpx", "torch", "soundfile")),
+        "versions": package_versions(("ray", "fastapi", "httpx", "torch", "soundfile")),
         "settings": {
             "concurrency": args.concurrency,
             "requests": args.requests,
@@ -262,12 +271,10 @@ def main() -> int:
             "bad_uploads": sorted(bad_uploads()),
         },
         "results": report,
-        "note": _common.load_note(machine),
+        "note": load_note(machine),
     }
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / "serve_load.json"
-    import json
-
     path.write_text(json.dumps(result, indent=2) + "\n")
     latency = report["latency_ms"] or {}
     print(
@@ -289,5 +296,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     sys.exit(main())

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, RESULTS_DIR  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 BEGIN = "<!-- BEGIN GENERATED: python benchmarks/summarize.py -->"
