@@ -11,6 +11,7 @@ chosen, and first checks the cache so the failure says which files are missing.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,8 +69,6 @@ DROPPED_KEYS = ("text_branch.embeddings.position_ids",)
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The model weights of a laion-clap checkpoint: ``{"state_dict": ...}`` as its trainer saves it
     (keys prefixed ``module.`` under DDP) or a bare state dict, read with ``weights_only=True``."""
-    import pickle
-
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
