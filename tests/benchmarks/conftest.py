@@ -9,25 +9,27 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from distillcaps.benchmarking import validate_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"
-sys.path.insert(0, str(BENCH_DIR))
-
-from _common import validate_result  # noqa: E402
 
 
 def load_script(script: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{script.removesuffix('.py')}", BENCH_DIR / script)
+    """``benchmarks/<script>`` as a module named ``bench_<name>``, registered in sys.modules as an
+    import would (dataclasses look their module up there)."""
+    name = f"bench_{script.removesuffix('.py')}"
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / script)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
 def run_benchmark(script: str, out_dir: Path, *args: str) -> dict:
     """Run ``benchmarks/<script>`` with ``--output-dir out_dir`` and return its validated JSON."""
-    import torch
-
     threads = torch.get_num_threads()
     try:
         assert load_script(script).main(["--output-dir", str(out_dir), *args]) == 0

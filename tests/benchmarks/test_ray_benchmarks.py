@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _common import validate_result  # benchmarks/ is on sys.path (conftest.py)
+
+from distillcaps.benchmarking import validate_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO_ROOT / "benchmarks"

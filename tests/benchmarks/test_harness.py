@@ -1,10 +1,12 @@
-"""The harness: alternating measurement, paired ratios, percentiles and the JSON validator."""
+"""The harness (distillcaps.benchmarking): alternating measurement, paired ratios, percentiles, the
+JSON validator, and summarize.py's tables from a result."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from _common import (
+from distillcaps.benchmarking import (
     BenchmarkResult,
     Case,
     load_note,
@@ -67,11 +69,7 @@ def test_result_json_validates_and_validator_catches_problems(tmp_path):
     assert any("expected 2" in p for p in problems) and any("not a case name" in p for p in problems)
 
 
-def test_summarize_writes_tables_from_results(tmp_path, capsys):
-    import json
-
-    import summarize
-
+def test_summarize_writes_tables_from_results(tmp_path, capsys, bench_script):
     args = argparse.Namespace(
         quick=True, repeats=2, warmup=0, threads=1, output_dir=tmp_path, device="cpu", argv=["--quick"]
     )
@@ -81,7 +79,7 @@ def test_summarize_writes_tables_from_results(tmp_path, capsys):
     result.ratios.append(paired_ratio("a/b", a, b))
     result.findings.append("a is faster")
     (tmp_path / "demo.json").write_text(json.dumps(result.to_dict()))
-    assert summarize.main(["--results", str(tmp_path)]) == 0
+    assert bench_script("summarize.py").main(["--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "### demo" in out and "`python benchmarks/demo.py --quick`" in out
     assert "| a/b | 3.00 |" in out and "- a is faster" in out
