@@ -5,7 +5,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from distillcaps.data.audio import BadAudioError, check_audio, crop_or_pad, load_audio, log_mel
+import distillcaps.data.audio as audio_module
+from distillcaps.data.audio import (
+    BadAudioError,
+    check_audio,
+    crop_or_pad,
+    load_audio,
+    load_waveforms,
+    log_mel,
+    pad_waveforms,
+)
 from distillcaps.data.dataset import AudioCaptionDataset, collate_items
 from distillcaps.data.records import ClipRecord
 
@@ -50,6 +59,41 @@ def test_crop_deterministic_random_and_pad():
     padded, valid = crop_or_pad(wave, 130, random_crop=True)
     assert valid == 100 and padded.shape == (130,)
     assert torch.equal(padded[:100], wave) and torch.all(padded[100:] == 0)
+
+
+def test_pad_waveforms_to_a_fixed_width_or_to_the_batch_s_longest_clip():
+    long, short = torch.arange(100, dtype=torch.float32), np.full(30, 0.5, dtype=np.float64)
+    short.flags.writeable = False  # as waveforms from Ray's object store arrive
+    audio, lengths = pad_waveforms([long, short], 60)
+    assert audio.shape == (2, 60) and audio.dtype == torch.float32 and lengths.dtype == torch.int64
+    assert lengths.tolist() == [60, 30] and torch.equal(audio[0], long[:60]) and torch.all(audio[1, 30:] == 0)
+    audio, lengths = pad_waveforms([short, short[:10]])  # no width, no cap: the longest clip's
+    assert audio.shape == (2, 30) and lengths.tolist() == [30, 10]
+    audio, lengths = pad_waveforms([long, short], max_samples=50)  # the longest, capped
+    assert audio.shape == (2, 50) and lengths.tolist() == [50, 30]
+    assert pad_waveforms([short[:10]], max_samples=50)[0].shape == (1, 10)
+
+
+def test_pad_waveforms_draws_random_crops_row_by_row_from_the_generator():
+    wave = torch.arange(100, dtype=torch.float32)
+    audio, _ = pad_waveforms(
+        [wave, wave, wave[:20]], 40, random_crop=True, generator=torch.Generator().manual_seed(5)
+    )
+    generator = torch.Generator().manual_seed(5)
+    one_by_one = [
+        crop_or_pad(w, 40, random_crop=True, generator=generator)[0] for w in (wave, wave, wave[:20])
+    ]
+    assert torch.equal(audio, torch.stack(one_by_one))
+
+
+def test_load_waveforms_decodes_each_file_once(tmp_path, tone, monkeypatch):
+    paths = [tone(tmp_path / "a.wav", seconds=0.5), tone(tmp_path / "b.wav", seconds=0.25)]
+    decoded = []
+    real = audio_module.load_audio
+    monkeypatch.setattr(audio_module, "load_audio", lambda p, rate: decoded.append(p) or real(p, rate))
+    audio, lengths = load_waveforms([paths[0], paths[0], paths[1]], 16_000, 6_000)
+    assert audio.shape == (3, 6_000) and lengths.tolist() == [6_000, 6_000, 4_000]
+    assert decoded == [paths[0], paths[1]] and torch.equal(audio[0], audio[1])
 
 
 def test_log_mel_shape_and_batch():

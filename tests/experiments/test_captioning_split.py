@@ -26,3 +26,25 @@ def test_skip_mode_leaves_out_and_names_a_missing_clip(tmp_path, capsys):
     assert [r.fname for r in split.records] == ["good.wav"]
     assert tuple(split.waves.shape) == (1, 16_000) and split.lengths.tolist() == [16_000]
     assert f"{tmp_path / 'gone.wav'}: file not found" in capsys.readouterr().out
+
+
+def test_caption_split_goes_through_caption_clips_in_batches_of_the_split(monkeypatch):
+    import torch
+
+    import distillcaps.experiments.captioning as captioning
+
+    calls = []
+
+    def spy(model, batches, **options):
+        batches = list(batches)
+        calls.append(([b.audio_lengths.tolist() for b in batches], options))
+        return [f"clip {n}" for b in batches for n in b.audio_lengths.tolist()]
+
+    monkeypatch.setattr(captioning, "caption_clips", spy)
+    split = captioning.SplitAudio(["a", "b", "c"], torch.zeros(3, 10), torch.tensor([10, 7, 4]))
+    retriever = object()
+
+    assert captioning.caption_split("model", split, batch_size=2) == ["clip 10", "clip 7", "clip 4"]
+    captioning.caption_split("model", split, batch_size=2, retriever=retriever, top_k=5)
+    assert calls[0] == ([[10, 7], [4]], {"rag": False, "retriever": None, "top_k": 3})
+    assert calls[1][1] == {"rag": True, "retriever": retriever, "top_k": 5}

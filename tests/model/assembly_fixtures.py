@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from distillcaps.config import load_config
+from distillcaps.data.batches import ModelBatch
 from distillcaps.model.config import LLMConfig
 from distillcaps.model.llm import tiny_llama
 from distillcaps.model.tokenizer import train_caption_tokenizer
@@ -118,19 +119,16 @@ def build_model(*overrides: str):
     return DistillCapsModel.build(cfg)
 
 
-def cached_batch(model, audio: torch.Tensor, captions=CAPTIONS) -> dict:
+def cached_batch(model, audio: torch.Tensor, captions=CAPTIONS) -> ModelBatch:
     """A training batch on the frozen-feature path (encoder run once), with leakage-free retrieval."""
     tokens, mask, grid = model.encode_frozen(audio, None)
-    return {
-        "encoder_tokens": tokens,
-        "encoder_mask": mask,
-        "encoder_grid": grid,
-        "captions": list(captions),
-        "retrieved": [retrieved_for(i) for i in range(len(captions))],
-    }
+    retrieved = [retrieved_for(i) for i in range(len(captions))]
+    return ModelBatch.from_features(tokens, mask, grid, captions=list(captions), retrieved=retrieved)
 
 
-def overfit(model, batch: dict, mode: str, lr: float = 1e-2, max_steps: int = 300, target: float = 0.03):
+def overfit(
+    model, batch: ModelBatch, mode: str, lr: float = 1e-2, max_steps: int = 300, target: float = 0.03
+):
     """Train the trainable weights on one batch until the loss is below `target`; returns the last output."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)

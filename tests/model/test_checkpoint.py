@@ -9,6 +9,7 @@ import torch
 from assembly_fixtures import build_model, cached_batch, clip_audio, overfit, shared_encoder_dir
 from safetensors.torch import load_file, save_file
 
+from distillcaps.data.batches import ModelBatch
 from distillcaps.model.checkpoint import CheckpointMismatchError
 from distillcaps.model.distillcaps_model import DistillCapsModel
 
@@ -84,5 +85,5 @@ def test_caption_command_prints_one_caption_per_file(trained, tmp_path, capsys):
         sf.write(files[-1], audio[i].numpy(), 16000, subtype="FLOAT")
     assert main(["caption", str(directory), *map(str, files)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    expected = model.generate({"audio": audio, "audio_lengths": torch.tensor([16000, 16000])}, rag=False)
+    expected = model.generate(ModelBatch.from_waveforms(audio, torch.tensor([16000, 16000])), rag=False)
     assert lines == [f"{f}\t{c}" for f, c in zip(files, expected)]

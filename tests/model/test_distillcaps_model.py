@@ -6,6 +6,7 @@ import pytest
 import torch
 from assembly_fixtures import CAPTIONS, ENC_DIM, build_model, clip_audio, overfit, retrieved_for
 
+from distillcaps.data.batches import MissingBatchFieldError, ModelBatch
 from distillcaps.model.config import GenerationConfig
 
 # which generations each mode trains: student (rag=False) and/or teacher (rag=True)
@@ -28,13 +29,13 @@ def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions
     model = build_model()
     assert model.audio_adapter.qformer.pooled is not None  # the tiny preset's stack, not a stand-in
     tokens = torch.randn(8, 24, ENC_DIM, generator=torch.Generator().manual_seed(0))  # 8 distinct clips
-    batch = {
-        "encoder_tokens": tokens,
-        "encoder_mask": torch.ones(8, 24, dtype=torch.bool),
-        "encoder_grid": (4, 6),
-        "captions": CAPTIONS,
-        "retrieved": [retrieved_for(i) for i in range(8)],
-    }
+    batch = ModelBatch.from_features(
+        tokens,
+        torch.ones(8, 24, dtype=torch.bool),
+        (4, 6),
+        captions=CAPTIONS,
+        retrieved=[retrieved_for(i) for i in range(8)],
+    )
     with torch.no_grad():
         start = model.compute_loss(batch, mode).loss.item()
     wants = [rag for rag, key in ((False, "student"), (True, "teacher")) if MODES[mode][key]]
@@ -67,7 +68,7 @@ def test_a_tiny_model_overfits_8_clips_in_each_mode_and_generates_their_captions
 
 
 @torch.no_grad()
-def eval_terms(model, batch: dict, mode: str) -> list[float]:
+def eval_terms(model, batch: ModelBatch, mode: str) -> list[float]:
     """The mode's loss terms with dropout off (LoRA and the Q-Former train with dropout 0.1)."""
     model.eval()
     out = model.compute_loss(batch, mode)
@@ -78,13 +79,13 @@ def eval_terms(model, batch: dict, mode: str) -> list[float]:
 def test_each_mode_trains_its_terms(mode):
     """A few optimiser steps on 4 clips lower the mode's loss (the fast stand-in for the overfit test)."""
     model = build_model()
-    batch = {
-        "encoder_tokens": torch.randn(4, 24, ENC_DIM, generator=torch.Generator().manual_seed(1)),
-        "encoder_mask": torch.ones(4, 24, dtype=torch.bool),
-        "encoder_grid": (4, 6),
-        "captions": CAPTIONS[:4],
-        "retrieved": [retrieved_for(i) for i in range(4)],
-    }
+    batch = ModelBatch.from_features(
+        torch.randn(4, 24, ENC_DIM, generator=torch.Generator().manual_seed(1)),
+        torch.ones(4, 24, dtype=torch.bool),
+        (4, 6),
+        captions=CAPTIONS[:4],
+        retrieved=[retrieved_for(i) for i in range(4)],
+    )
     model.eval()  # no dropout: compare like with like
     with torch.no_grad():
         before = model.compute_loss(batch, mode).loss.item()
@@ -101,8 +102,8 @@ def test_padding_changes_neither_the_loss_nor_the_generation():
     lengths = torch.full((4,), audio.shape[1])
     padded = torch.nn.functional.pad(audio, (0, 8000), value=0.5)  # 0.5 s of junk past each clip's end
     common = {"captions": CAPTIONS[:4], "retrieved": [retrieved_for(i) for i in range(4)]}
-    plain = {"audio": audio, "audio_lengths": lengths, **common}
-    noisy = {"audio": padded, "audio_lengths": lengths, **common}
+    plain = ModelBatch.from_waveforms(audio, lengths, **common)
+    noisy = ModelBatch.from_waveforms(padded, lengths, **common)
     with torch.no_grad():
         a, b = model.compute_loss(plain, "distill"), model.compute_loss(noisy, "distill")
     for x, y in [(a.loss, b.loss), (a.auto, b.auto), (a.rag, b.rag), (a.dda, b.dda)]:
@@ -111,7 +112,15 @@ def test_padding_changes_neither_the_loss_nor_the_generation():
         together = model.generate(plain, rag=rag)
         assert model.generate(noisy, rag=rag) == together
         # each clip alone (no left padding at all) decodes what it decoded inside the batch
-        alone = [model.generate({k: v[i : i + 1] for k, v in plain.items()}, rag=rag)[0] for i in range(4)]
+        alone = [
+            model.generate(
+                ModelBatch.from_waveforms(
+                    audio[i : i + 1], lengths[i : i + 1], retrieved=common["retrieved"][i : i + 1]
+                ),
+                rag=rag,
+            )[0]
+            for i in range(4)
+        ]
         assert alone == together
 
 
@@ -119,12 +128,12 @@ def test_one_step_encodes_the_audio_once_and_both_branches_get_gradient():
     model = build_model()
     calls = []
     model.encoder.register_forward_hook(lambda *_: calls.append(1))
-    batch = {
-        "audio": clip_audio(2),
-        "audio_lengths": torch.tensor([16000, 12000]),
-        "captions": CAPTIONS[:2],
-        "retrieved": [retrieved_for(0), retrieved_for(1)],
-    }
+    batch = ModelBatch.from_waveforms(
+        clip_audio(2),
+        torch.tensor([16000, 12000]),
+        captions=CAPTIONS[:2],
+        retrieved=[retrieved_for(0), retrieved_for(1)],
+    )
     out = model.compute_loss(batch, "distill")
     assert len(calls) == 1
     out.loss.backward()
@@ -142,17 +151,15 @@ def test_frozen_feature_path_equals_the_audio_path():
     tokens, mask, grid = model.encode_frozen(audio, lengths)
     common = {"captions": CAPTIONS[:3], "retrieved": [retrieved_for(i) for i in range(3)]}
     with torch.no_grad():
-        direct = model.compute_loss({"audio": audio, "audio_lengths": lengths, **common}, "distill")
-        cached = model.compute_loss(
-            {"encoder_tokens": tokens, "encoder_mask": mask, "encoder_grid": grid, **common}, "distill"
-        )
+        direct = model.compute_loss(ModelBatch.from_waveforms(audio, lengths, **common), "distill")
+        cached = model.compute_loss(ModelBatch.from_features(tokens, mask, grid, **common), "distill")
     assert torch.equal(direct.loss, cached.loss)
 
 
 def test_retrieval_modes_need_retrieved_captions():
     model = build_model()
-    batch = {"audio": clip_audio(1), "captions": CAPTIONS[:1]}
-    with pytest.raises(KeyError, match="retrieved"):
+    batch = ModelBatch.from_waveforms(clip_audio(1), captions=CAPTIONS[:1])
+    with pytest.raises(MissingBatchFieldError, match="no 'retrieved', needed by the teacher"):
         model.compute_loss(batch, "distill")
     assert model.compute_loss(batch, "baseline").rag is None
 
@@ -184,12 +191,12 @@ def test_paper_preset_builds_from_stand_in_checkpoints_in_the_real_formats(tmp_p
     )
     model = DistillCapsModel.build(cfg)
     assert model.llm.get_input_embeddings().weight.dtype == torch.bfloat16
-    batch = {
-        "audio": clip_audio(2),
-        "audio_lengths": torch.tensor([16000, 8000]),
-        "captions": CAPTIONS[:2],
-        "retrieved": [retrieved_for(0), retrieved_for(1)],
-    }
+    batch = ModelBatch.from_waveforms(
+        clip_audio(2),
+        torch.tensor([16000, 8000]),
+        captions=CAPTIONS[:2],
+        retrieved=[retrieved_for(0), retrieved_for(1)],
+    )
     out = model.compute_loss(batch)
     assert cfg.train.mode == "distill" and torch.isfinite(out.loss) and out.dda is not None
     out.loss.backward()

@@ -5,17 +5,16 @@ from __future__ import annotations
 import torch
 from assembly_fixtures import build_model, clip_audio, retrieved_for
 
+from distillcaps.data.batches import ModelBatch
 from distillcaps.model.config import GenerationConfig
 from distillcaps.model.tokenizer import normalize_caption
 
 
 def test_greedy_and_beam_search_respect_the_limits_and_post_processing():
     model = build_model()
-    batch = {
-        "audio": clip_audio(3),
-        "audio_lengths": torch.tensor([16000, 11000, 16000]),
-        "retrieved": [retrieved_for(i) for i in range(3)],
-    }
+    batch = ModelBatch.from_waveforms(
+        clip_audio(3), torch.tensor([16000, 11000, 16000]), retrieved=[retrieved_for(i) for i in range(3)]
+    )
     for rag in (False, True):
         for beams in (1, 3):
             captions = model.generate(

@@ -11,9 +11,10 @@ import json
 
 import pytest
 import torch
-from assembly_fixtures import CAPTIONS, cached_batch, clip_audio, retrieved_for, shared_encoder_dir
+from assembly_fixtures import CAPTIONS, cached_batch, clip_audio, shared_encoder_dir
 
 from distillcaps.config import load_config
+from distillcaps.data.batches import ModelBatch
 from distillcaps.model import gguf_llm
 from distillcaps.model.llm_sources import LLMS
 
@@ -106,7 +107,6 @@ def smol_model(smol_folder):
 def test_distill_steps_change_only_lora_adapter_qformer_and_projector(smol_model):
     model = smol_model
     batch = cached_batch(model, clip_audio(4), CAPTIONS[:4])
-    batch["retrieved"] = [retrieved_for(i) for i in range(4)]
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-3)
@@ -134,7 +134,7 @@ def test_a_checkpoint_reloads_and_captions_identically_also_through_the_cli(smol
     directory = model.save_checkpoint(tmp_path / "smol-student")
     loaded = DistillCapsModel.load_checkpoint(directory)
     audio = clip_audio(2)
-    batch = {"audio": audio, "audio_lengths": torch.tensor([16000, 16000])}
+    batch = ModelBatch.from_waveforms(audio, torch.tensor([16000, 16000]))
     expected = model.generate(batch, rag=False)
     assert loaded.generate(batch, rag=False) == expected
     assert all(isinstance(c, str) for c in expected)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from serving_helpers import MODEL_NAME, encode, free_port, serving_options, tone
 
-from distillcaps.serving.captioner import Captioner, pad_batch
+from distillcaps.data.audio import pad_waveforms
+from distillcaps.serving.captioner import Captioner
 from distillcaps.serving.options import DecodingOptions
 from distillcaps.serving.upload import AudioLimits, decode_audio
 
@@ -309,7 +310,7 @@ def test_rag_true_with_the_real_retriever_and_datastore(service, rag_checkpoint)
     reference = Captioner.from_uri(str(rag_checkpoint), retrieval=True)
     waveform = decode_audio(audio, LIMITS).waveform
     assert body["caption"] == reference.caption([waveform], rag=True)[0]
-    retrieved = reference.backend.retriever.retrieve(*pad_batch([waveform]), 3)[0]
+    retrieved = reference.backend.retriever.retrieve(*pad_waveforms([waveform]), 3)[0]
     assert len(retrieved) == 3 and all(isinstance(c, str) and c for c in retrieved)
 
 

@@ -61,3 +61,47 @@ def test_rag_needs_a_datastore_and_passes_retrieved_captions_to_the_model(captio
 
     assert len(captions) == 2
     assert retriever.calls == [((2, 16_000), [16_000, 8_000], backend.cfg.retrieval.top_k)]
+
+
+def test_the_backend_captions_through_caption_clips_with_the_request_s_decoding(captioner, monkeypatch):
+    import distillcaps.serving.captioner as captioner_module
+
+    real, calls = captioner_module.caption_clips, []
+
+    def spy(model, batches, **options):
+        batches = list(batches)
+        calls.append(([(tuple(b.audio.shape), b.audio_lengths.tolist()) for b in batches], options))
+        return real(model, batches, **options)
+
+    monkeypatch.setattr(captioner_module, "caption_clips", spy)
+    rng = np.random.default_rng(3)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8_000, 12_000)]
+
+    captions = captioner.caption(waves, options=DecodingOptions(num_beams=2, max_new_tokens=3))
+
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions) and len(calls) == 1
+    shapes, options = calls[0]
+    assert shapes == [((2, 12_000), [8_000, 12_000])]  # one batch, padded to its longest clip
+    assert options["rag"] is False and options["retriever"] is None
+    assert options["generation"].num_beams == 2 and options["generation"].max_new_tokens == 3
+
+
+def test_the_batch_actor_captions_through_caption_clips(tiny_checkpoints, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import distillcaps.serving.captioner as captioner_module
+    from distillcaps.serving.batch import CaptionActor
+
+    def fake(model, batches, **options):  # "<row> of <rows>" for each row of each batch
+        return [f"{row} of {len(b)}" for b in batches for row in range(len(b))]
+
+    monkeypatch.setattr(captioner_module, "caption_clips", fake)
+    paths = []
+    for name, seconds in (("a.wav", 0.5), ("b.wav", 1.0)):
+        sf.write(tmp_path / name, np.full(int(seconds * 16_000), 0.1, dtype="float32"), 16_000)
+        paths.append(str(tmp_path / name))
+    actor = CaptionActor({"model_uri": str(tiny_checkpoints["v1"])}, rag=False, decoding={})
+
+    out = actor({"index": np.arange(2), "file_name": np.array(["a.wav", "b.wav"]), "path": np.array(paths)})
+
+    assert list(out["caption_predicted"]) == ["0 of 2", "1 of 2"] and list(out["error"]) == ["", ""]

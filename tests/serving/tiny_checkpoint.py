@@ -34,7 +34,7 @@ LLM = dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, voca
 def build_bases(root: Path) -> tuple[Path, Path]:
     """(llm dir, encoder dir): the frozen parts every test checkpoint shares."""
     from distillcaps.model.encoders.tiny import TinyAudioEncoder
-    from distillcaps.model.llm import pretrain_tiny_llm
+    from distillcaps.standins.tiny_llm import pretrain_tiny_llm
 
     llm_dir, encoder_dir = root / "tiny-llm", root / "tiny-encoder"
     llm_cfg = LLMConfig(**LLM, pretrain_steps=60, pretrain_batch_size=6, pretrain_lr=1e-2)

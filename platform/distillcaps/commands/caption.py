@@ -9,9 +9,12 @@ checkpoint's config (e.g. `model.generation.num_beams=4`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
-import torch
+from distillcaps.config import Config
+from distillcaps.data.batches import ModelBatch, num_samples
+from distillcaps.evaluation.captioning import caption_clips
 
 
 def add_commands(subparsers) -> None:
@@ -25,7 +28,7 @@ def add_commands(subparsers) -> None:
 
 
 def caption_command(args: argparse.Namespace) -> int:
-    from distillcaps.model.distillcaps_model import DistillCapsModel
+    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch and transformers
 
     model = DistillCapsModel.load_checkpoint(args.checkpoint, args.overrides)
     for path, caption in zip(args.files, caption_files(model, args.files, args.rag, args.batch_size)):
@@ -34,29 +37,24 @@ def caption_command(args: argparse.Namespace) -> int:
 
 
 def caption_files(model, files: list[Path], rag: bool, batch_size: int = 8) -> list[str]:
-    """Captions for audio files: deterministic crop to data.max_seconds, batched generation."""
-    from distillcaps.data import crop_or_pad, load_audio
-
+    """Captions for audio files (`caption_clips`); with ``rag``, retrieved online by the
+    checkpoint's config's retriever."""
     cfg = model.cfg
     retriever = None
     if rag:
         from distillcaps.retrieval import Retriever  # lazy: retrieval brings CLAP and an index
 
         retriever = Retriever.from_config(cfg)
-    num_samples = int(cfg.data.max_seconds * cfg.data.sample_rate)
-    captions: list[str] = []
+    batches = file_batches(files, cfg, batch_size)
+    return caption_clips(model, batches, rag=rag, retriever=retriever, top_k=cfg.retrieval.top_k)
+
+
+def file_batches(files: list[Path], cfg: Config, batch_size: int) -> Iterator[ModelBatch]:
+    """``batch_size`` files at a time, cropped at 0 to data.max_seconds and padded only to the
+    longest clip of their batch."""
+    from distillcaps.data.audio import load_waveforms  # lazy: torch, not needed to parse arguments
+
     for start in range(0, len(files), max(1, batch_size)):
-        waves, lengths = [], []
-        for path in files[start : start + batch_size]:
-            wave, length = crop_or_pad(load_audio(path, cfg.data.sample_rate), num_samples, random_crop=False)
-            waves.append(wave)
-            lengths.append(length)
-        # pad only to the longest clip of this batch
-        width = max(lengths)
-        audio = torch.stack([w[:width] for w in waves])
-        audio_lengths = torch.tensor(lengths)
-        batch = {"audio": audio, "audio_lengths": audio_lengths}
-        if retriever is not None:
-            batch["retrieved"] = retriever.retrieve(audio, audio_lengths, cfg.retrieval.top_k)
-        captions.extend(model.generate(batch, rag=rag))
-    return captions
+        chunk = files[start : start + batch_size]
+        audio, lengths = load_waveforms(chunk, cfg.data.sample_rate, max_samples=num_samples(cfg))
+        yield ModelBatch.from_waveforms(audio, lengths)

@@ -1,5 +1,13 @@
 """Audio in: decode with soundfile, down-mix to mono, resample with torchaudio, crop/pad, log-mel.
 
+    wave = load_audio(path, 16_000)                                  # (S,) float32
+    audio, lengths = load_waveforms(paths, 16_000, num_samples=160_000)  # (B, S), (B,)
+    audio, lengths = pad_waveforms(waves, max_samples=160_000)       # (B, longest S), (B,)
+
+``pad_waveforms`` is the one place a batch of waveforms is cropped, padded and stacked: training's
+decode stage, evaluation, the experiments' splits, CLAP queries and the served requests all go
+through it.
+
 torchaudio 2.11's ``load`` needs torchcodec + FFmpeg, so decoding goes through soundfile
 (libsndfile: wav, flac, ogg, mp3). Bad files raise ``BadAudioError`` naming the file and the reason;
 nothing here ever substitutes silence for a file it could not read.
@@ -8,6 +16,7 @@ nothing here ever substitutes silence for a file it could not read.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +125,64 @@ def crop_or_pad(
         return wave[..., start : start + num_samples], num_samples
     padded = torch.nn.functional.pad(wave, (0, num_samples - length))
     return padded, length
+
+
+def pad_waveforms(
+    waves: Sequence[torch.Tensor | np.ndarray],
+    num_samples: int | None = None,
+    *,
+    max_samples: int | None = None,
+    random_crop: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """B clips of (S_i,) samples, each cropped or zero-padded to one width, stacked.
+
+    -> audio (B, S) float32, lengths (B,) int64 (valid samples of each row). The width S is
+    ``num_samples`` when given (every batch the same shape: training, evaluation), else the longest
+    clip's capped at ``max_samples`` (None: no cap), so a batch of short clips is not padded to the
+    crop length. Crops start at 0 unless ``random_crop``; the starts are drawn from ``generator``
+    row by row (`crop_or_pad`).
+    """
+    rows = [as_float_tensor(wave) for wave in waves]
+    width = num_samples if num_samples is not None else longest(rows, max_samples)
+    cropped = [crop_or_pad(wave, width, random_crop=random_crop, generator=generator) for wave in rows]
+    audio = torch.stack([wave for wave, _ in cropped])  # (B, S)
+    lengths = torch.tensor([length for _, length in cropped], dtype=torch.int64)  # (B,)
+    return audio, lengths
+
+
+def load_waveforms(
+    paths: Sequence[str | Path],
+    sample_rate: int,
+    num_samples: int | None = None,
+    *,
+    max_samples: int | None = None,
+    random_crop: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`load_audio` each file (once, however often it is listed), then `pad_waveforms`."""
+    decoded: dict[str, torch.Tensor] = {}
+    for path in paths:
+        # training rows come one per caption, a clip's rows side by side: one decode serves them all
+        if str(path) not in decoded:
+            decoded[str(path)] = load_audio(path, sample_rate)  # (S_i,)
+    waves = [decoded[str(path)] for path in paths]
+    return pad_waveforms(
+        waves, num_samples, max_samples=max_samples, random_crop=random_crop, generator=generator
+    )
+
+
+def as_float_tensor(wave: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """(S,) float32 tensor; arrays are copied (waveforms from Ray's object store are read-only)."""
+    if isinstance(wave, torch.Tensor):
+        return wave.to(torch.float32)
+    return torch.from_numpy(np.array(wave, dtype=np.float32))
+
+
+def longest(waves: Sequence[torch.Tensor], cap: int | None) -> int:
+    """The longest clip's sample count, at most ``cap``, at least 1."""
+    width = max(int(wave.shape[-1]) for wave in waves)
+    return max(1, width if cap is None else min(cap, width))
 
 
 def log_mel(

@@ -19,13 +19,22 @@ import csv
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distillcaps.data.batches import DecodeAudio, ModelBatch, num_samples, to_model_batch
+from distillcaps.data.paths import resolve_dataset_dir
+from distillcaps.data.records import read_records
+from distillcaps.data.usable import log_skipped, print_skipped, usable_records
+from distillcaps.evaluation.captioning import caption_clips
+from distillcaps.evaluation.diversity import DIVERSITY_METRICS, diversity_report
+from distillcaps.evaluation.metrics import MetricsResult, score_captions
+from distillcaps.tracking import RunLogger, tracking_uri
+
 if TYPE_CHECKING:
     from distillcaps.config import Config
-    from distillcaps.evaluation.metrics import MetricsResult
 
 
 @dataclass
@@ -59,14 +68,8 @@ def evaluate(
     ``log_metrics`` also the figures, keyed ``<subset>[_rag]_<metric>`` because a training run holds
     two evaluations (without and with retrieval). An experiment's row run holds one evaluation and
     logs its figures itself under plain keys, so it passes ``log_metrics=False``."""
-    import torch
-
-    from distillcaps.data import resolve_dataset_dir
-    from distillcaps.data.usable import log_skipped, print_skipped, usable_records
-    from distillcaps.evaluation.diversity import diversity_report
-    from distillcaps.evaluation.metrics import score_captions
-    from distillcaps.model.distillcaps_model import DistillCapsModel
-    from distillcaps.retrieval import load_retrieved
+    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch and transformers
+    from distillcaps.retrieval.precompute import load_retrieved  # lazy: the retrieval pipeline: torch
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -80,8 +83,7 @@ def evaluate(
 
     model = DistillCapsModel.load_checkpoint(checkpoint)
     model.eval()
-    with torch.no_grad():
-        predictions = caption_records(model, records, retrieved, cfg, rag=rag, top_k=top_k)
+    predictions = caption_records(model, records, retrieved, cfg, rag=rag, top_k=top_k)
     references = [list(r.captions) for r in records]
     scores = score_captions(predictions, references, cfg)
     diversity = diversity_report(predictions)
@@ -106,8 +108,6 @@ def evaluate(
     if run_id:
         log_to_mlflow(cfg, run_id, result, output_dir, samples, subset, log_metrics)
         if cfg.data.on_bad_audio == "skip":
-            from distillcaps.tracking import tracking_uri
-
             log_skipped(tracking_uri(cfg), run_id, skipped, subset=subset)
     return result
 
@@ -115,8 +115,6 @@ def evaluate(
 def score_baselines(cfg: Config, root: Path, records, retrieved, references) -> tuple[dict, dict[str, str]]:
     """The data-only baselines' scores (memoised: they depend only on the data), and the reasons of
     those that cannot be computed."""
-    from distillcaps.evaluation.metrics import score_captions
-
     baselines, unavailable = {}, {}
     for name, captions in baseline_captions(cfg, root, records, retrieved).items():
         if isinstance(captions, str):
@@ -149,11 +147,14 @@ def write_metrics_json(path: Path, result: EvalResult, subset: str, checkpoint: 
 
 
 def caption_records(model, records, retrieved, cfg: Config, *, rag: bool, top_k: int) -> list[str]:
-    """Generate one caption per record, in batches of cfg.eval.batch_size (deterministic crops)."""
-    from distillcaps.data.batches import DecodeAudio, num_samples, to_model_batch
+    """One caption per record (`caption_clips`), with the precomputed retrieved captions."""
+    return caption_clips(model, record_batches(records, retrieved, cfg, rag=rag, top_k=top_k), rag=rag)
 
+
+def record_batches(records, retrieved, cfg: Config, *, rag: bool, top_k: int) -> Iterator[ModelBatch]:
+    """cfg.eval.batch_size records at a time, decoded as training decodes them (cropped at 0 to
+    data.max_seconds), with their first ``top_k`` retrieved captions."""
     decode = DecodeAudio(cfg.data.sample_rate, num_samples(cfg), random_crop=False)
-    out: list[str] = []
     for start in range(0, len(records), cfg.eval.batch_size):
         chunk = records[start : start + cfg.eval.batch_size]
         hits = [[h["caption"] for h in retrieved[r.fname]][:top_k] for r in chunk]
@@ -163,15 +164,11 @@ def caption_records(model, records, retrieved, cfg: Config, *, rag: bool, top_k:
         batch = decode(
             {"fname": [r.fname for r in chunk], "path": [str(r.path) for r in chunk], "retrieved": hits}
         )
-        inputs = to_model_batch(batch, grid=None)
-        out.extend(model.generate(inputs, rag=rag))
-    return out
+        yield to_model_batch(batch, grid=None)
 
 
 def baseline_captions(cfg: Config, root: Path, records, retrieved) -> dict[str, list[str] | str]:
     """Baseline name -> one caption per clip, or a string saying why it cannot be computed."""
-    from distillcaps.data import read_records
-
     out: dict[str, list[str] | str] = {}
     try:
         train = read_records(root, cfg.data.dataset_format, cfg.data.train_subset)
@@ -223,9 +220,6 @@ def sample_table(records, predictions, retrieved, top_k: int, count: int) -> dic
 def log_to_mlflow(
     cfg: Config, run_id: str, result: EvalResult, output_dir: Path, samples, subset, log_metrics: bool
 ) -> None:
-    from distillcaps.evaluation.diversity import DIVERSITY_METRICS
-    from distillcaps.tracking import RunLogger, tracking_uri
-
     logger = RunLogger(tracking_uri(cfg), run_id)
     if log_metrics:
         prefix = f"{subset}_rag" if result.rag else subset

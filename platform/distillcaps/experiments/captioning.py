@@ -8,6 +8,7 @@ datastore comes from the training domain, not from the evaluated data).
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,13 @@ from typing import Any
 import torch
 
 from distillcaps.config import Config
+from distillcaps.data.audio import load_waveforms
+from distillcaps.data.batches import ModelBatch, num_samples
+from distillcaps.data.paths import resolve_dataset_dir
+from distillcaps.data.usable import print_skipped, usable_records
+from distillcaps.evaluation.captioning import caption_clips
+from distillcaps.evaluation.metrics import score_captions
+from distillcaps.tracking import tracking_uri
 
 
 @dataclass
@@ -22,56 +30,37 @@ class SplitAudio:
     """Every clip of a split, decoded once and cropped/padded deterministically (evaluation)."""
 
     records: list[Any]  # ClipRecord
-    waves: torch.Tensor  # (N, S) float, 16 kHz
-    lengths: torch.Tensor  # (N,) long, valid samples per row
+    waves: torch.Tensor  # (N, S) float32 at data.sample_rate
+    lengths: torch.Tensor  # (N,) int64, valid samples per row
 
     def __len__(self) -> int:
         return len(self.records)
 
+    def batches(self, batch_size: int) -> Iterator[ModelBatch]:
+        """The split in order, ``batch_size`` clips at a time."""
+        for start in range(0, len(self), batch_size):
+            rows = slice(start, start + batch_size)
+            yield ModelBatch.from_waveforms(self.waves[rows], self.lengths[rows])
+
 
 def load_split(cfg: Config, subset: str) -> SplitAudio:
-    from distillcaps.data import crop_or_pad, load_audio, resolve_dataset_dir
-    from distillcaps.data.usable import print_skipped, usable_records
-
-    records, skipped = usable_records(cfg, subset)  # data.on_bad_audio, as every other stage
+    """The usable clips of ``subset`` (data.on_bad_audio), decoded and cropped at 0 or padded to
+    data.max_seconds as evaluation's batches are, so both see the same input."""
+    records, skipped = usable_records(cfg, subset)
     print_skipped(skipped, f"subset {subset!r}")
     if not records:
         raise ValueError(f"subset {subset!r} of {resolve_dataset_dir(cfg)} has no usable clips")
-    num_samples = int(cfg.data.max_seconds * cfg.data.sample_rate)
-    waves, lengths = [], []
-    for record in records:
-        wave, valid = crop_or_pad(
-            load_audio(record.path, cfg.data.sample_rate), num_samples, random_crop=False
-        )
-        waves.append(wave)
-        lengths.append(valid)
-    # padded to data.max_seconds like distillcaps.evaluation's batches, so both see the same input
-    return SplitAudio(records, torch.stack(waves), torch.tensor(lengths, dtype=torch.long))
+    waves, lengths = load_waveforms([r.path for r in records], cfg.data.sample_rate, num_samples(cfg))
+    return SplitAudio(records, waves, lengths)
 
 
 def caption_split(
-    model: Any,
-    split: SplitAudio,
-    *,
-    batch_size: int,
-    retriever: Any | None = None,
-    top_k: int = 3,
+    model: Any, split: SplitAudio, *, batch_size: int, retriever: Any | None = None, top_k: int = 3
 ) -> list[str]:
-    """One caption per clip; with a retriever, the teacher prompt filled by online retrieval
-    (``caption_with_retrieval``: one encoder pass where the encoder is the CLAP audio tower)."""
-    from distillcaps.retrieval.online import caption_with_retrieval
-
-    captions: list[str] = []
-    with torch.inference_mode():
-        for start in range(0, len(split), batch_size):
-            audio = split.waves[start : start + batch_size]
-            lengths = split.lengths[start : start + batch_size]
-            if retriever is not None:
-                captions.extend(caption_with_retrieval(model, retriever, audio, lengths, top_k))
-            else:
-                batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths}
-                captions.extend(model.generate(batch, rag=False))
-    return captions
+    """One caption per clip (`caption_clips`); with a retriever, the teacher prompt filled by
+    online retrieval."""
+    batches = split.batches(batch_size)
+    return caption_clips(model, batches, rag=retriever is not None, retriever=retriever, top_k=top_k)
 
 
 def write_predictions_csv(records: list[Any], captions: list[str], path: Path) -> Path:
@@ -111,9 +100,8 @@ def evaluate_with_training_datastore(
     Table 3's rule: out of domain, the datastore is the training domain's training captions (and its
     CLAP), never the evaluated domain's.
     """
-    from distillcaps.evaluation.metrics import score_captions
-    from distillcaps.model.distillcaps_model import DistillCapsModel
-    from distillcaps.retrieval import Retriever
+    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: transformers
+    from distillcaps.retrieval.retriever import Retriever  # lazy: the CLAP registry and the index
 
     model = DistillCapsModel.load_checkpoint(checkpoint)
     model.eval()
@@ -126,8 +114,6 @@ def evaluate_with_training_datastore(
     csv_path = write_predictions_csv(split.records, captions, Path(output_dir) / "predictions.csv")
     if run_id:
         from mlflow.tracking import MlflowClient
-
-        from distillcaps.tracking import tracking_uri
 
         MlflowClient(tracking_uri(cfg)).log_artifact(run_id, str(csv_path))
     return DatastoreEvalResult(dict(scored.metrics), dict(scored.unavailable), len(split), rag, csv_path)

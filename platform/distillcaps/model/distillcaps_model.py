@@ -1,8 +1,8 @@
 """DistillCapsModel: frozen audio encoder -> FFT adapter -> windowed Q-Former -> projector -> LoRA LLM.
 
     model = DistillCapsModel.build(cfg)
-    out = model.compute_loss({"audio": wave, "audio_lengths": lengths,
-                              "captions": [...], "retrieved": [[...], ...]})
+    batch = ModelBatch.from_waveforms(wave, lengths, captions=[...], retrieved=[[...], ...])
+    out = model.compute_loss(batch)         # distillcaps.data.batches.ModelBatch
     out.loss.backward()
     model.generate(batch, rag=False)        # the student: no retrieval needed
     model.save_checkpoint(dir); DistillCapsModel.load_checkpoint(dir)
@@ -23,11 +23,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from distillcaps.data.batches import ModelBatch
 from distillcaps.losses import TRAINING_MODES, caption_cross_entropy, dda_loss
+from distillcaps.model import checkpoint
 from distillcaps.model.config import GenerationConfig
+from distillcaps.model.encoders import build_audio_encoder
+from distillcaps.model.fft_adapter import build_fft_adapter
 from distillcaps.model.generation import generate_captions
 from distillcaps.model.llm import build_llm
+from distillcaps.model.projector import Projector
 from distillcaps.model.prompts import PromptBatch, PromptBuilder
+from distillcaps.model.qformer import build_qformer
 
 
 @dataclass
@@ -54,8 +60,6 @@ class DistillCapsModel(nn.Module):
 
     @classmethod
     def build(cls, cfg) -> DistillCapsModel:
-        from distillcaps.model.encoders import build_audio_encoder
-
         encoder = build_audio_encoder(cfg)
         llm, tokenizer, llm_path = build_llm(cfg)
         hidden = llm.get_input_embeddings().embedding_dim
@@ -75,31 +79,29 @@ class DistillCapsModel(nn.Module):
             out = self.encoder(audio.to(self.device), _to(audio_lengths, self.device))
         return out.tokens, out.mask, tuple(out.grid)
 
-    def audio_tokens(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def audio_tokens(self, batch: ModelBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected audio tokens (B, W, H) and their valid mask (B, W) for a batch."""
-        if "encoder_tokens" in batch:  # frozen-feature cache
-            tokens, mask = batch["encoder_tokens"].to(self.device), batch["encoder_mask"].to(self.device)
-            grid = tuple(int(g) for g in batch["encoder_grid"])
+        batch = batch.to(self.device)
+        if batch.encoder_tokens is not None:  # the frozen encoder's output, already computed
+            tokens, mask, grid = batch.encoder_tokens, batch.encoder_mask, batch.encoder_grid
         else:
             grad = not getattr(self.encoder, "frozen", False) and torch.is_grad_enabled()
             with contextlib.nullcontext() if grad else torch.no_grad():
-                out = self.encoder(
-                    batch["audio"].to(self.device), _to(batch.get("audio_lengths"), self.device)
-                )
+                out = self.encoder(batch.audio, batch.audio_lengths)
             tokens, mask, grid = out.tokens, out.mask, tuple(out.grid)
         return self.audio_adapter(tokens, mask, grid)
 
     # -----------------------------------------------------------------------------------------
     # Training objective
 
-    def forward(self, batch: dict, mode: str | None = None) -> LossOutput:
+    def forward(self, batch: ModelBatch, mode: str | None = None) -> LossOutput:
         """Same as `compute_loss`, so a DDP-wrapped model (Ray Train's prepare_model) syncs gradients."""
         return self.compute_loss(batch, mode)
 
-    def compute_loss(self, batch: dict, mode: str | None = None) -> LossOutput:
+    def compute_loss(self, batch: ModelBatch, mode: str | None = None) -> LossOutput:
         terms = TRAINING_MODES.get(mode or self.cfg.train.mode)
         train_cfg = self.cfg.train
-        captions = batch["captions"]
+        captions = batch.require("captions", "the loss (its targets)")
         audio, audio_mask = self.audio_tokens(batch)  # once, shared by both branches
         total = audio.new_zeros((), dtype=torch.float32)
         out = LossOutput(loss=total)
@@ -113,7 +115,7 @@ class DistillCapsModel(nn.Module):
             if terms.student_ce:
                 total = total + train_cfg.w_auto * auto
         if terms.needs_retrieval:
-            retrieved = self.top_k(batch, len(captions))
+            retrieved = self.top_k(batch)
             teacher = self.prompts.build(audio, audio_mask, captions=captions, retrieved=retrieved)
             teacher_logits, caption = self.caption_logits(teacher), teacher
             rag = caption_cross_entropy(teacher_logits, teacher.caption_targets, teacher.caption_mask)
@@ -137,12 +139,9 @@ class DistillCapsModel(nn.Module):
         index = prompts.caption_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
         return base.get_output_embeddings()(hidden.gather(1, index))
 
-    def top_k(self, batch: dict, batch_size: int) -> list[list[str]]:
-        if "retrieved" not in batch:
-            raise KeyError("batch has no 'retrieved' captions, needed by the teacher (RAG) prompt")
-        retrieved = batch["retrieved"]
-        if len(retrieved) != batch_size:
-            raise ValueError(f"batch has {batch_size} captions but {len(retrieved)} retrieved lists")
+    def top_k(self, batch: ModelBatch) -> list[list[str]]:
+        """The first retrieval.top_k retrieved captions of each row (the teacher prompt's)."""
+        retrieved = batch.require("retrieved", "the teacher (RAG) prompt")
         k = self.cfg.retrieval.top_k
         return [list(r)[:k] for r in retrieved]
 
@@ -151,14 +150,14 @@ class DistillCapsModel(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, batch: dict, rag: bool = False, generation: GenerationConfig | None = None
+        self, batch: ModelBatch, rag: bool = False, generation: GenerationConfig | None = None
     ) -> list[str]:
-        """One caption per row; with `rag` the teacher prompt (needs batch["retrieved"]), same weights."""
+        """One caption per row; with `rag` the teacher prompt (needs batch.retrieved), same weights."""
         was_training = self.training
         self.eval()
         try:
             audio, audio_mask = self.audio_tokens(batch)
-            retrieved = self.top_k(batch, audio.shape[0]) if rag else None
+            retrieved = self.top_k(batch) if rag else None
             prompts = self.prompts.build(audio, audio_mask, retrieved=retrieved, padding_side="left")
             return generate_captions(
                 self.llm, self.tokenizer, prompts, generation or self.cfg.model.generation
@@ -170,27 +169,19 @@ class DistillCapsModel(nn.Module):
     # Checkpoints (format in distillcaps.model.checkpoint)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        from distillcaps.model.checkpoint import trainable_state_dict
-
-        return trainable_state_dict(self)
+        return checkpoint.trainable_state_dict(self)
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
-        from distillcaps.model.checkpoint import load_trainable_state_dict
-
-        load_trainable_state_dict(self, state, source)
+        checkpoint.load_trainable_state_dict(self, state, source)
 
     def save_checkpoint(self, directory: str | Path) -> Path:
-        from distillcaps.model.checkpoint import save_checkpoint
-
-        return save_checkpoint(self, directory)
+        return checkpoint.save_checkpoint(self, directory)
 
     @classmethod
     def load_checkpoint(
         cls, directory: str | Path, cfg_overrides: Sequence[str] | None = None
     ) -> DistillCapsModel:
-        from distillcaps.model.checkpoint import load_checkpoint
-
-        return load_checkpoint(directory, cfg_overrides)
+        return checkpoint.load_checkpoint(directory, cfg_overrides)
 
 
 class AudioTokenizer(nn.Module):
@@ -202,10 +193,6 @@ class AudioTokenizer(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, encoder_dim: int, llm_dim: int) -> AudioTokenizer:
-        from distillcaps.model.fft_adapter import build_fft_adapter
-        from distillcaps.model.projector import Projector
-        from distillcaps.model.qformer import build_qformer
-
         qformer = build_qformer(cfg.model.qformer, encoder_dim)
         return cls(
             build_fft_adapter(cfg.model.adapter, encoder_dim), qformer, Projector(qformer.dim, llm_dim)

@@ -1,4 +1,4 @@
-"""Audio for CLAP embedding: decode with the data room's loader, crop/pad deterministically, stack."""
+"""Audio for CLAP embedding: decoded, cropped at 0 to max_seconds, padded to the batch's longest clip."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from distillcaps.data.audio import load_waveforms
 
 
 def clip_samples(sample_rate: int, max_seconds: float) -> int:
@@ -15,18 +17,6 @@ def clip_samples(sample_rate: int, max_seconds: float) -> int:
 def load_padded(
     paths: Sequence[str | Path], sample_rate: int, max_seconds: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode each file, crop deterministically to max_seconds, pad the batch to its longest.
-
-    -> waveforms (B, S) float, lengths (B,) long valid samples.
-    """
-    from distillcaps.data import crop_or_pad, load_audio
-
-    limit = clip_samples(sample_rate, max_seconds)
-    waves = [load_audio(Path(p), sample_rate=sample_rate) for p in paths]
-    longest = max(1, min(limit, max(int(w.shape[0]) for w in waves)))
-    rows, lengths = [], []
-    for wave in waves:
-        row, valid = crop_or_pad(wave, longest, random_crop=False)
-        rows.append(row)
-        lengths.append(valid)
-    return torch.stack(rows), torch.tensor(lengths, dtype=torch.long)
+    """-> waveforms (B, S) float32, lengths (B,) int64 valid samples; S is the longest clip's
+    length, at most max_seconds (`distillcaps.data.audio.pad_waveforms`)."""
+    return load_waveforms(paths, sample_rate, max_samples=clip_samples(sample_rate, max_seconds))

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from distillcaps.data.batches import ModelBatch
 from distillcaps.model.encoders.base import EncoderOutput
 
 
@@ -29,12 +30,12 @@ def caption_with_retrieval(
     top_k: int,
     generation: Any | None = None,  # model.config.GenerationConfig; None: the model's
 ) -> list[str]:
-    batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths}
-    encoded = None
-    if retriever.shares_encoder(model.encoder):
-        tokens, mask, grid = model.encode_frozen(audio, lengths)  # (B, N, D), (B, N), (bands, time)
-        encoded = EncoderOutput(tokens, mask, grid)
-        # the model's frozen-feature inputs: audio_tokens() skips the encoder for them
-        batch.update({"encoder_tokens": tokens, "encoder_mask": mask, "encoder_grid": grid})
-    batch["retrieved"] = retriever.retrieve(audio, lengths, top_k, encoded=encoded)
+    if not retriever.shares_encoder(model.encoder):
+        retrieved = retriever.retrieve(audio, lengths, top_k)
+        batch = ModelBatch.from_waveforms(audio, lengths, retrieved=retrieved)
+        return list(model.generate(batch, rag=True, generation=generation))
+    tokens, mask, grid = model.encode_frozen(audio, lengths)  # (B, N, D), (B, N), (bands, time)
+    retrieved = retriever.retrieve(audio, lengths, top_k, encoded=EncoderOutput(tokens, mask, grid))
+    # the encoder's output as the model's input: audio_tokens() does not run the encoder again
+    batch = ModelBatch.from_features(tokens, mask, grid, retrieved=retrieved)
     return list(model.generate(batch, rag=True, generation=generation))

@@ -7,7 +7,9 @@ HTTP service, the batch captioner and the tests all go through this one class.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +17,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from distillcaps.config import Config, from_dict
+from distillcaps.data.batches import ModelBatch
+from distillcaps.evaluation.captioning import caption_clips
+from distillcaps.model.config import GenerationConfig
 from distillcaps.registry import Registry
 from distillcaps.serving.config import ServingConfig
 from distillcaps.serving.model_store import ResolvedModel, resolve_model
@@ -112,29 +118,12 @@ def caption_each(
     return [caption_each(captioner, [wave], rag, options)[0] for wave in waveforms]
 
 
-def pad_batch(waveforms: Sequence[np.ndarray]) -> tuple[Any, Any]:
-    """list of (S_i,) -> (B, max S) float tensor zero-padded, (B,) long lengths."""
-    import torch
-
-    lengths = torch.tensor([len(w) for w in waveforms], dtype=torch.long)
-    audio = torch.zeros(len(waveforms), int(lengths.max()), dtype=torch.float32)
-    for row, wave in enumerate(waveforms):
-        # np.array copies: waveforms from Ray's object store are read-only views.
-        audio[row, : len(wave)] = torch.from_numpy(np.array(wave, dtype=np.float32))
-    return audio, lengths
-
-
 @CAPTIONER_BACKENDS.register("distillcaps")
 class DistillCapsBackend:
     """A DistillCapsModel checkpoint (interface 5), optionally with the online Retriever (interface 4)."""
 
     def __init__(self, checkpoint_dir: Path, *, retrieval: bool = False) -> None:
-        import torch
-
-        try:
-            from distillcaps.model import DistillCapsModel
-        except ImportError:  # before the package re-exports it
-            from distillcaps.model.distillcaps_model import DistillCapsModel
+        from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch, transformers
 
         self.model = DistillCapsModel.load_checkpoint(checkpoint_dir)
         self.model.eval()
@@ -145,29 +134,26 @@ class DistillCapsBackend:
             "(start it with retrieval enabled: --rag, or user_config retrieval: true)"
         )
         if retrieval:
-            from distillcaps.retrieval import Retriever
+            from distillcaps.retrieval import Retriever  # lazy: the CLAP and the index
 
             self.retriever = Retriever.from_config(self.cfg)
             self.rag_unavailable_reason = None
-        self._torch = torch
 
     def generate(self, waveforms: list[np.ndarray], rag: bool, decoding: DecodingOptions) -> list[str]:
-        import dataclasses
+        """One generate call for the request batch: its clips padded to the longest (uploads are
+        already limited to max_duration_s), with online retrieval when ``rag``."""
+        from distillcaps.data.audio import pad_waveforms  # lazy: torch, kept out of the HTTP ingress
 
-        audio, lengths = pad_batch(waveforms)
-        generation = self.cfg.model.generation
-        changes = {k: v for k, v in dataclasses.asdict(decoding).items() if v is not None}
-        if "max_new_tokens" in changes:
-            changes["min_new_tokens"] = min(generation.min_new_tokens, changes["max_new_tokens"])
-        generation = dataclasses.replace(generation, **changes)
-        with self._torch.inference_mode():
-            if rag:  # one encoder pass for caption and query where the encoder is the CLAP tower
-                from distillcaps.retrieval.online import caption_with_retrieval
-
-                top_k = self.cfg.retrieval.top_k
-                return caption_with_retrieval(self.model, self.retriever, audio, lengths, top_k, generation)
-            batch = {"audio": audio, "audio_lengths": lengths}
-            return list(self.model.generate(batch, rag=False, generation=generation))
+        audio, lengths = pad_waveforms(waveforms)  # (B, longest S) float32, (B,) int64
+        batch = ModelBatch.from_waveforms(audio, lengths)
+        return caption_clips(
+            self.model,
+            [batch],
+            rag=rag,
+            retriever=self.retriever,
+            top_k=self.cfg.retrieval.top_k,
+            generation=decoding_config(self.cfg.model.generation, decoding),
+        )
 
     def summary(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -186,12 +172,16 @@ class DistillCapsBackend:
         }
 
 
+def decoding_config(generation: GenerationConfig, decoding: DecodingOptions) -> GenerationConfig:
+    """The checkpoint's generation settings with a request's decoding options over them."""
+    changes = {k: v for k, v in dataclasses.asdict(decoding).items() if v is not None}
+    if "max_new_tokens" in changes:
+        changes["min_new_tokens"] = min(generation.min_new_tokens, changes["max_new_tokens"])
+    return dataclasses.replace(generation, **changes)
+
+
 def _checkpoint_config(model: Any, checkpoint_dir: Path) -> Any:
     """The resolved Config the checkpoint was trained with (config.json), as a Config object."""
-    import json
-
-    from distillcaps.config import Config, from_dict
-
     cfg = getattr(model, "cfg", None)
     if isinstance(cfg, Config):
         return cfg
