@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from distillcaps.config import Config, from_dict, parse_override, set_dotted
+
 
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -29,8 +31,8 @@ def add_commands(subparsers) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from distillcaps.evaluation.evaluate import evaluate
-    from distillcaps.model.checkpoint import CONFIG_NAME
+    from distillcaps.evaluation.evaluate import evaluate  # lazy: soundfile and the metrics stack
+    from distillcaps.model.checkpoint import CONFIG_NAME  # lazy: torch
 
     checkpoint = Path(args.checkpoint)
     if not (checkpoint / CONFIG_NAME).is_file():
@@ -68,8 +70,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def load_config_from_json(path: Path, overrides: list[str]):
     """The checkpoint's resolved config (JSON) plus dotted overrides, through the typed loader."""
-    from distillcaps.config import Config, from_dict, parse_override, set_dotted
-
     raw = json.loads(path.read_text())
     for item in overrides:
         set_dotted(raw, *parse_override(item))

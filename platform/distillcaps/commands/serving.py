@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from distillcaps.ray_runtime import ensure_ray
 from distillcaps.serving.config import DEFAULT_MODEL_URI, ServingConfig
-from distillcaps.serving.model_store import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
+from distillcaps.serving.model_store import (
+    DEFAULT_ALIAS,
+    DEFAULT_MODEL_NAME,
+    default_tracking_uri,
+    register_checkpoint,
+)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -57,8 +63,6 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _serving_config(args: argparse.Namespace, model_uri: str) -> ServingConfig:
-    from distillcaps.serving.model_store import default_tracking_uri
-
     return ServingConfig(
         model_uri=model_uri,
         # Resolved here, so replicas (whatever their cwd) read the same store as this shell.
@@ -78,8 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    from distillcaps.ray_runtime import ensure_ray
-    from distillcaps.serving.app import build_app
+    from distillcaps.serving.app import build_app  # lazy: Ray Serve, FastAPI and the model stack
 
     cfg = _serving_config(args, args.model)
     ensure_ray(num_cpus=args.num_cpus, object_store_mb=None)
@@ -97,9 +100,8 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_caption_batch(args: argparse.Namespace) -> int:
     import ray
 
-    from distillcaps.ray_runtime import ensure_ray
-    from distillcaps.serving.batch import caption_batch
-    from distillcaps.serving.options import DecodingOptions
+    from distillcaps.serving.batch import caption_batch  # lazy: the model stack (torch)
+    from distillcaps.serving.options import DecodingOptions  # lazy: via serving.upload, torch
 
     cfg = _serving_config(args, args.model)
     if not ray.is_initialized():
@@ -129,8 +131,6 @@ def run_caption_batch(args: argparse.Namespace) -> int:
 
 
 def run_register(args: argparse.Namespace) -> int:
-    from distillcaps.serving.model_store import register_checkpoint
-
     version = register_checkpoint(
         args.checkpoint, name=args.name, alias=args.alias or None, tracking_uri=args.tracking_uri
     )

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from distillcaps.data.audio import BadAudioError, check_audio, crop_or_pad, load_audio
-from distillcaps.data.records import ClipRecord
+from distillcaps.data.audio import BadAudioError, check_audio, crop_or_pad, load_audio, pad_waveforms
+from distillcaps.data.paths import resolve_dataset_dir
+from distillcaps.data.records import ClipRecord, read_records
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
@@ -70,9 +71,6 @@ class AudioCaptionDataset(Dataset):
     def from_config(cls, cfg: Config, role: Literal["train", "val", "eval"]) -> AudioCaptionDataset:
         """The configured subset for ``role``: training rows per caption with random crops,
         val/eval rows per clip with deterministic crops."""
-        from distillcaps.data.paths import resolve_dataset_dir
-        from distillcaps.data.records import read_records
-
         subset = getattr(cfg.data, f"{role}_subset")
         records = read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
         training = role == "train"
@@ -132,15 +130,13 @@ class AudioCaptionDataset(Dataset):
 
 
 def collate_items(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Batch dataset items: audio zero-padded to the longest, with valid lengths.
+    """Batch dataset items: audio zero-padded to the longest (`pad_waveforms`), with valid lengths.
 
     -> {"audio": (B, S) float, "audio_lengths": (B,) long, "sr": int, and lists for the rest}
     """
+    audio, _ = pad_waveforms([item["audio"] for item in items])  # (B, S)
+    # an item's own padding (max_seconds) is not audio: its audio_length says how much is
     lengths = torch.tensor([int(item["audio_length"]) for item in items], dtype=torch.long)  # (B,)
-    longest = max(item["audio"].shape[0] for item in items)
-    audio = torch.zeros(len(items), longest)  # (B, S)
-    for row, item in enumerate(items):
-        audio[row, : item["audio"].shape[0]] = item["audio"]
     batch: dict[str, Any] = {"audio": audio, "audio_lengths": lengths, "sr": items[0]["sr"]}
     for key in ("captions", "fname", "dataset", "subset", "index"):
         batch[key] = [item[key] for item in items]

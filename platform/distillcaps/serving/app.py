@@ -323,6 +323,6 @@ def deploy_config(config: dict[str, Any]) -> None:
     """Apply a Serve config to the running Serve instance, as ``serve run config.yaml`` does."""
     from ray.serve.schema import ServeDeploySchema
 
-    from distillcaps.ray_compat import serve_client
+    from distillcaps.ray_compat import serve_client  # lazy: Ray's private Serve client, once deployed
 
     serve_client().deploy_apps(ServeDeploySchema.model_validate(config))

@@ -15,6 +15,7 @@ order, when every file has a result; the progress file is then removed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,8 +213,6 @@ def caption_rows(
     num_cpus: float,
 ):
     """Result rows ({"file_name", "caption_predicted", "error"}) as the actor pool finishes them."""
-    import dataclasses
-
     import ray
 
     dataset = ray.data.from_items([dataclasses.asdict(item) for item in inputs])

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from distillcaps.config import Config, from_dict
+from distillcaps.data.audio import pad_waveforms
 from distillcaps.data.batches import ModelBatch
 from distillcaps.evaluation.captioning import caption_clips
 from distillcaps.model.config import GenerationConfig
@@ -134,7 +135,7 @@ class DistillCapsBackend:
             "(start it with retrieval enabled: --rag, or user_config retrieval: true)"
         )
         if retrieval:
-            from distillcaps.retrieval import Retriever  # lazy: the CLAP and the index
+            from distillcaps.retrieval import Retriever  # lazy: the CLAP backends and the index
 
             self.retriever = Retriever.from_config(self.cfg)
             self.rag_unavailable_reason = None
@@ -142,8 +143,6 @@ class DistillCapsBackend:
     def generate(self, waveforms: list[np.ndarray], rag: bool, decoding: DecodingOptions) -> list[str]:
         """One generate call for the request batch: its clips padded to the longest (uploads are
         already limited to max_duration_s), with online retrieval when ``rag``."""
-        from distillcaps.data.audio import pad_waveforms  # lazy: torch, kept out of the HTTP ingress
-
         audio, lengths = pad_waveforms(waveforms)  # (B, longest S) float32, (B,) int64
         batch = ModelBatch.from_waveforms(audio, lengths)
         return caption_clips(

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distillcaps.atomic_folder import build_folder
+from distillcaps.config import Config
+from distillcaps.tracking.registry import register_run_artifacts
+from distillcaps.tracking.runs import experiment_in, mlflow_client, store_uri
 
 DEFAULT_MODEL_NAME = "distillcaps-student"
 DEFAULT_ALIAS = "champion"
@@ -40,9 +43,6 @@ class ResolvedModel:
 def default_tracking_uri(tracking_uri: str = "") -> str:
     """Training's rule (distillcaps.tracking.store_uri) with the default run_dir: explicit, else
     $MLFLOW_TRACKING_URI, else sqlite:///<abs runs>/mlflow.db."""
-    from distillcaps.config import Config
-    from distillcaps.tracking.runs import store_uri
-
     return store_uri(tracking_uri, Config().run_dir)
 
 
@@ -72,9 +72,6 @@ def register_checkpoint(
 
     Returns the new version (a string, as MLflow numbers them).
     """
-    from distillcaps.tracking.registry import register_run_artifacts
-    from distillcaps.tracking.runs import experiment_in, mlflow_client
-
     checkpoint_dir = Path(checkpoint_dir)
     find_checkpoint_root(checkpoint_dir, str(checkpoint_dir))
     uri = default_tracking_uri(tracking_uri)
