@@ -30,6 +30,7 @@ plain ``ray.init()`` would join). Why the local start needs care (Ray 2.60, 2 lo
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -115,8 +116,6 @@ QUIET_RAY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_grou
 
 def quiet_known_ray_noise() -> None:
     """Ray worker setup hook (runtime_env ``worker_process_setup_hook``): silence QUIET_RAY_LOGGERS."""
-    import logging
-
     for name in QUIET_RAY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -40,8 +40,7 @@ class DatasetFormatError(ValueError):
 
 def read_records(dataset_dir: str | Path, dataset_format: str, subset: str) -> list[ClipRecord]:
     """Every clip of ``subset`` in ``dataset_dir``, read with the ``dataset_format`` reader."""
-    # The readers register themselves on import; importing here keeps records.py free of a cycle.
-    import distillcaps.data.readers  # noqa: F401
+    import distillcaps.data.readers  # noqa: F401  # lazy: they register on import and import this module
 
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():

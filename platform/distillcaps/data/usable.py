@@ -15,9 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distillcaps.data.paths import resolve_dataset_dir
+from distillcaps.data.records import ClipRecord, read_records
+from distillcaps.tracking import RunLogger
+
 if TYPE_CHECKING:
     from distillcaps.config import Config
-    from distillcaps.data.records import ClipRecord
 
 SKIPPED_PARAM = "data.skipped_files"  # MLflow param: how many clips with bad audio a run dropped
 SKIPPED_ARTIFACT = "skipped_files.json"  # MLflow artifact: [{"fname", "path", "reason"}, ...]
@@ -32,9 +35,6 @@ class SkippedFile:
 
 def usable_records(cfg: Config, subset: str) -> tuple[list[ClipRecord], list[SkippedFile]]:
     """The configured subset's clips, checked under ``cfg.data.on_bad_audio``."""
-    from distillcaps.data.paths import resolve_dataset_dir
-    from distillcaps.data.records import read_records
-
     records = read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
     return check_records(records, cfg.data.on_bad_audio)
 
@@ -42,7 +42,7 @@ def usable_records(cfg: Config, subset: str) -> tuple[list[ClipRecord], list[Ski
 def check_records(records: list[ClipRecord], on_bad_audio: str) -> tuple[list[ClipRecord], list[SkippedFile]]:
     """ "error" raises BadAudioError naming the first bad file; "skip" drops bad clips and returns
     them, so the caller can count and report them."""
-    from distillcaps.data.audio import BadAudioError, check_audio
+    from distillcaps.data.audio import BadAudioError, check_audio  # lazy: torch, for a check that may not run
 
     kept, skipped = [], []
     for record in records:
@@ -88,8 +88,6 @@ def log_skipped(uri: str, run_id: str, skipped: list[SkippedFile], subset: str |
     """The count as an MLflow param (``data.skipped_files``, or ``data.skipped_files.<subset>`` for
     an evaluation's subset) and the list as an artifact (``skipped_files[-<subset>].json``)."""
     from mlflow.exceptions import MlflowException
-
-    from distillcaps.tracking import RunLogger
 
     param = SKIPPED_PARAM if subset is None else f"{SKIPPED_PARAM}.{subset}"
     logger = RunLogger(uri, run_id)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,8 +36,6 @@ def set_offline_environment() -> None:
 
 def interrupt_on_sigterm() -> None:
     """SIGTERM (a job scheduler, ``timeout``) behaves like Ctrl-C, so partial results get written."""
-    import signal
-    import threading
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")

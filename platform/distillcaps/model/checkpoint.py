@@ -24,6 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from distillcaps.config import Config, from_dict, parse_override, set_dotted
+
 WEIGHTS_NAME = "trainable.safetensors"
 CONFIG_NAME = "config.json"
 BASE_NAME = "base.json"
@@ -97,8 +99,7 @@ def save_checkpoint(model: nn.Module, directory: str | Path) -> Path:
 
 def load_checkpoint(directory: str | Path, cfg_overrides: Sequence[str] | None = None):
     """Rebuild the model a checkpoint was trained with and load its trained weights."""
-    from distillcaps.config import Config, from_dict, parse_override, set_dotted
-    from distillcaps.model.distillcaps_model import DistillCapsModel
+    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: it imports this module
 
     directory = Path(directory)
     for name in (WEIGHTS_NAME, CONFIG_NAME):

@@ -179,7 +179,7 @@ def mean_ce_from(
     llm: nn.Module, rows: list[list[int]], starts: list[int], pad_id: int, batch_size: int
 ) -> float:
     """Mean next-token CE per token over rows[i][starts[i]:] (each predicted from the position before)."""
-    from distillcaps.model.llm import pad_right
+    from distillcaps.model.llm import pad_right  # lazy: transformers, not needed to read a diagnosis
 
     device = next(llm.parameters()).device
     total, count = 0.0, 0

@@ -7,19 +7,17 @@ and embeds a batch), as in Ray's audio batch-inference example.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from distillcaps.config import Config, from_dict
+from distillcaps.precompute_engine import runs_on_ray
 from distillcaps.ray_runtime import ensure_ray
 from distillcaps.registry import Registry
 from distillcaps.retrieval.audio import load_padded
+from distillcaps.retrieval.clap import ClapEncoder, build_clap
 from distillcaps.torch_threads import BUILD_THREADS, build_threads
-
-if TYPE_CHECKING:
-    from distillcaps.config import Config
-    from distillcaps.retrieval.clap import ClapEncoder
-
 
 # name -> fn(cfg, clap, paths) -> (N, E) float32; chosen by retrieval.embed_with ("ray", "local",
 # "auto": see distillcaps.precompute_engine)
@@ -31,9 +29,6 @@ class EmbedAudio:
 
     def __init__(self, config: dict[str, Any]) -> None:
         import torch
-
-        from distillcaps.config import Config, from_dict
-        from distillcaps.retrieval.clap import build_clap
 
         torch.set_num_threads(BUILD_THREADS)  # one actor per core, and cached vectors as built anywhere
         cfg: Config = from_dict(Config, config)
@@ -103,7 +98,5 @@ def embed_records_local(cfg: Config, clap: ClapEncoder, paths: Sequence[str]) ->
 def embed_records_auto(cfg: Config, clap: ClapEncoder, paths: Sequence[str]) -> np.ndarray:
     """embed_records_local: the Ray stage asks for no GPU, and on CPU this process was the faster
     (distillcaps.precompute_engine)."""
-    from distillcaps.precompute_engine import runs_on_ray
-
     embed = embed_records_ray if runs_on_ray("auto", on_gpu=False) else embed_records_local
     return embed(cfg, clap, paths)

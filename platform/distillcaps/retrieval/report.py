@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distillcaps.data.usable import usable_records
+from distillcaps.retrieval.clap import ClapEncoder, build_clap
 from distillcaps.retrieval.datastore import CaptionDatastore, caption_key, clip_key
+from distillcaps.retrieval.embed import embed_records_local
 from distillcaps.retrieval.index import TorchIndex
+from distillcaps.retrieval.precompute import load_retrieved
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
-    from distillcaps.retrieval.clap import ClapEncoder
 
 RECALL_KS = (1, 5, 10)
 
@@ -28,8 +31,6 @@ def audio_text_recall(
     clap: ClapEncoder, records: Sequence[Any], cfg: Config, ks: Sequence[int] = RECALL_KS
 ) -> dict[str, float]:
     """{"recall@k": ..., "chance@k": ...} over ``records`` against their own caption pool."""
-    from distillcaps.retrieval.embed import embed_records_local
-
     store = CaptionDatastore.build(clap, records, subset="recall")
     index = TorchIndex({"gpu": True})
     index.add(store.vectors)
@@ -74,10 +75,6 @@ def leakage_fraction(retrieved: dict[str, list[dict[str, Any]]], records: Sequen
 
 
 def retrieval_report(cfg: Config) -> dict[str, float]:
-    from distillcaps.data.usable import usable_records
-    from distillcaps.retrieval.clap import build_clap
-    from distillcaps.retrieval.precompute import load_retrieved
-
     clap = build_clap(cfg)
     val, _ = usable_records(cfg, cfg.data.val_subset)
     report = {f"retrieval/{k}": v for k, v in audio_text_recall(clap, val, cfg).items()}

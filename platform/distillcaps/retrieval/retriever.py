@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from distillcaps.retrieval.clap import ClapEncoder, build_clap
 from distillcaps.retrieval.datastore import CaptionDatastore, ClipKey, check_identity
 from distillcaps.retrieval.guard import guarded_search
 from distillcaps.retrieval.index import CaptionIndex
+from distillcaps.retrieval.precompute import ensure_datastore, ensure_index
 
 if TYPE_CHECKING:
     from distillcaps.config import Config
     from distillcaps.model.encoders.base import EncoderOutput
-    from distillcaps.retrieval.clap import ClapEncoder
 
 
 class Retriever:
@@ -29,9 +30,6 @@ class Retriever:
 
     @classmethod
     def from_config(cls, cfg: Config) -> Retriever:
-        from distillcaps.retrieval.clap import build_clap
-        from distillcaps.retrieval.precompute import ensure_datastore, ensure_index
-
         clap = build_clap(cfg)
         store, folder = ensure_datastore(cfg, clap)
         index = ensure_index(cfg, store, folder)

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,8 +238,6 @@ class RunLogger:
 
     def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
         """Log the numeric entries (None = not computed: skipped, never logged as 0)."""
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -252,8 +251,6 @@ class RunLogger:
 
     def log_series(self, key: str, points: Sequence[tuple[int, float]]) -> None:
         """One metric at many steps (a learning curve), in one request per 1,000 points."""
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
