@@ -28,32 +28,41 @@ retrieval sides decode as the checkpoint's config says (they stop at EOS), over 
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from transformers import DynamicCache
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from distillcaps.benchmarking import (
     BenchmarkResult,
     Case,
     base_parser,
+    build_random_tiny_stack,
     measure_alternating,
     paired_ratio,
     parse_args,
+    random_audio,
     set_threads,
 )
-from _tiny_stack import build_random_tiny_stack, random_audio  # noqa: E402
+from distillcaps.data.batches import ModelBatch
+from distillcaps.experiments.captioning import load_split
+from distillcaps.model.config import GenerationConfig
+from distillcaps.model.distillcaps_model import DistillCapsModel
+from distillcaps.model.generation import generate_captions
+from distillcaps.retrieval import Retriever
+from distillcaps.retrieval.online import caption_with_retrieval
+from distillcaps.standins import ensure_checkpoint_standins
 
 # The bars these ratios are held to: retrieval at test should cost under a third more than the
 # student, and decoding should stay within a fifth of its forward-pass bound.
 TARGETS = {"retrieval_time_ratio_max": 1.3, "decode_over_bound_min": 0.8}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = base_parser(__doc__.splitlines()[0])
+def arg_parser() -> argparse.ArgumentParser:
+    parser = base_parser(__file__, __doc__)
     parser.add_argument("--checkpoint", default="", help="a trained student (default: random tiny stack)")
     parser.add_argument("--batch", type=int, default=32, help="clips per generate call (issue 28: 32)")
     parser.add_argument("--clips", type=int, default=0, help="clips per repetition (0: 64 quick / 160)")
@@ -62,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-beams", type=int, default=4, help="beam width of the beam side (paper: 4)")
     parser.add_argument("--top-k", type=int, default=3, help="retrieved captions in the teacher prompt")
     parser.add_argument("--datastore", type=int, default=3000, help="captions in the random stack's store")
-    args = parse_args(parser, argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(arg_parser(), argv)
     set_threads(args.threads)
     load_start = list(os.getloadavg())
-
-    from distillcaps.model.config import GenerationConfig
-
     with tempfile.TemporaryDirectory(prefix="bench-limits-") as tmp:
         pinned = GenerationConfig(num_beams=1, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
         if args.checkpoint:
@@ -105,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def trained_stack(checkpoint: Path, clips: int):
-    from distillcaps.experiments.captioning import load_split
-    from distillcaps.model.distillcaps_model import DistillCapsModel
-    from distillcaps.retrieval import Retriever
-
+    ensure_checkpoint_standins(checkpoint)  # the stand-ins its config loads (the tiny CLAP, LLM)
     model = DistillCapsModel.load_checkpoint(checkpoint).eval()
     split = load_split(model.cfg, model.cfg.data.eval_subset)
     count = clips or len(split)
@@ -121,8 +128,6 @@ def trained_stack(checkpoint: Path, clips: int):
 
 
 def retrieval_cases(result, model, retriever, audio, lengths, generation, args) -> None:
-    from distillcaps.retrieval.online import caption_with_retrieval
-
     batches = [
         (audio[i : i + args.batch].to(args.device), lengths[i : i + args.batch])
         for i in range(0, len(audio), args.batch)
@@ -130,7 +135,7 @@ def retrieval_cases(result, model, retriever, audio, lengths, generation, args) 
 
     def student() -> list[str]:
         return [
-            c for a, n in batches for c in model.generate({"audio": a, "audio_lengths": n}, False, generation)
+            c for a, n in batches for c in model.generate(ModelBatch.from_waveforms(a, n), False, generation)
         ]
 
     def rag_shared() -> list[str]:
@@ -144,7 +149,7 @@ def retrieval_cases(result, model, retriever, audio, lengths, generation, args) 
         captions = []
         for a, n in batches:
             retrieved = retriever.retrieve(a, n, args.top_k)
-            batch = {"audio": a, "audio_lengths": n, "retrieved": retrieved}
+            batch = ModelBatch.from_waveforms(a, n, retrieved=retrieved)
             captions += model.generate(batch, rag=True, generation=generation)
         return captions
 
@@ -182,12 +187,9 @@ def retrieval_cases(result, model, retriever, audio, lengths, generation, args) 
 
 
 def decode_cases(result, model, audio, lengths, args) -> None:
-    from distillcaps.model.config import GenerationConfig
-    from distillcaps.model.generation import generate_captions
-
     n = args.new_tokens
     with torch.inference_mode():
-        tokens, mask = model.audio_tokens({"audio": audio, "audio_lengths": lengths})
+        tokens, mask = model.audio_tokens(ModelBatch.from_waveforms(audio, lengths))
         prompts = model.prompts.build(tokens, mask, padding_side="left")  # (B, L, H) student prompts
     rows = prompts.inputs_embeds.shape[0]
     result.settings["decode_prompt_shape"] = list(prompts.attention_mask.shape)
@@ -228,8 +230,6 @@ def decode_cases(result, model, audio, lengths, args) -> None:
 def decode_bound(llm, prompts, new_tokens: int, beams: int = 1) -> torch.Tensor:
     """One batched prefill of the prompts (``beams`` copies of each row, as beam search starts) and
     one single-token forward per further token with the KV cache; returns the (rows, new) tokens."""
-    from transformers import DynamicCache
-
     base = llm.get_base_model()  # the LoRA layers are injected into it: the same forward, no wrapper
     embeds, attention = prompts.inputs_embeds, prompts.attention_mask  # (B, L, H), (B, L)
     if beams > 1:

@@ -29,6 +29,7 @@ tokenizer) so that the same path runs on a CPU in seconds; ``--scale paper`` ref
 
 from __future__ import annotations
 
+import argparse
 import copy
 import gc
 import random
@@ -36,13 +37,13 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from distillcaps.benchmarking import (
     BenchmarkResult,
     Case,
     base_parser,
@@ -52,9 +53,16 @@ from _common import (  # noqa: E402
     set_threads,
     time_call,
 )
+from distillcaps.config import Config, load_config
+from distillcaps.data.batches import ModelBatch
+from distillcaps.model.config import GenerationConfig, LLMConfig
+from distillcaps.model.distillcaps_model import DistillCapsModel
+from distillcaps.model.encoders import CEDEncoder
+from distillcaps.model.llm import tiny_llama
+from distillcaps.model.tokenizer import train_caption_tokenizer
 
 
-class Scale(NamedTuple):  # a NamedTuple: tests load this script without registering it as a module
+class Scale(NamedTuple):
     """Dimensions of one run; ``paper`` is CED-base + LLaMA-7B, ``tiny`` the same shapes shrunk."""
 
     ced_dim: int
@@ -95,8 +103,8 @@ def synthetic_captions(count: int, seed: int = 0) -> list[str]:
     return [f"{rng.choice(SUBJECTS)} {rng.choice(ACTIONS)} {rng.choice(PLACES)}" for _ in range(count)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = base_parser(__doc__.splitlines()[0])
+def arg_parser() -> argparse.ArgumentParser:
+    parser = base_parser(__file__, __doc__)
     parser.set_defaults(device="auto", repeats=0)
     parser.add_argument("--scale", choices=sorted(SCALES), default="paper", help="paper: CED-base + LLaMA-7B")
     parser.add_argument(
@@ -114,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep-workdir", action="store_true", help="do not delete the checkpoints")
     parser.add_argument("overrides", nargs="*", help="extra dotted config overrides")
-    args = parse_args(parser, argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(arg_parser(), argv)
     device = resolve_device(args.device)
     if device == "cpu" and args.scale == "paper":
         print(
@@ -152,15 +164,67 @@ def resolve_device(requested: str) -> str:
 
 
 def run(args, scale: Scale, batch: int, workdir: Path) -> int:
-    from distillcaps.config import load_config
-    from distillcaps.model.config import GenerationConfig
-    from distillcaps.model.distillcaps_model import DistillCapsModel
-
-    is_cuda = args.device.startswith("cuda")
-    sync = torch.cuda.synchronize if is_cuda else None
-    build_s: dict[str, float] = {}
-
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     captions = synthetic_captions(4000)
+    cfg, model, built = build_random_model(args, scale, captions, batch, workdir)
+    autocast = torch.autocast(device_type=torch.device(args.device).type, dtype=torch.bfloat16)
+    rng = random.Random(1)
+    num_samples = int(args.seconds * cfg.data.sample_rate)
+    train_batch = ModelBatch.from_waveforms(
+        (0.1 * torch.randn(batch, num_samples)).to(args.device),  # (B, S) random 10-s clips
+        torch.full((batch,), num_samples, dtype=torch.long, device=args.device),
+        captions=[rng.choice(captions) for _ in range(batch)],
+        retrieved=[[rng.choice(captions) for _ in range(args.top_k)] for _ in range(batch)],
+    )
+    positions = llm_positions(model, train_batch)
+    train_case, peak_train_gb = measure_training(model, cfg, train_batch, autocast, sync, args)
+    median_step = train_case.median_s
+    train_case.extra.update(
+        {
+            "median_step_s": median_step,
+            "llm_positions_per_step": positions["per_step"],
+            "tokens_per_s": positions["per_step"] / median_step,
+            "caption_tokens_per_s": positions["caption_tokens"] / median_step,
+            "peak_memory_gb": peak_train_gb,
+        }
+    )
+    sides = measure_generation(model, train_batch, autocast, sync, args)
+    settings = {
+        "scale": args.scale,
+        "dimensions": scale._asdict(),
+        "device_name": torch.cuda.get_device_name(0) if sync else "cpu",
+        "batch": batch,
+        "clip_seconds": args.seconds,
+        "top_k": args.top_k,
+        "new_tokens": args.new_tokens,
+        "num_beams": args.num_beams,
+        "config_overrides": args.overrides,
+        "train_mode": cfg.train.mode,
+        "precision": cfg.train.precision,
+        "gradient_checkpointing": cfg.train.gradient_checkpointing,
+        "llm_dtype": cfg.model.llm.dtype,
+        "llm_vocab": model.llm.get_input_embeddings().num_embeddings,
+        "llm_checkpoint_gb": round(built["llm_bytes"] / 2**30, 3),
+        "parameters": parameter_counts(model),
+        "prompt_positions": positions,
+        "build_s": built["build_s"],
+        "peak_memory_gb": {
+            "train": train_case.extra["peak_memory_gb"],
+            "generate": sides[0].extra["peak_memory_gb"],  # two models held: + the merged copy
+        },
+        "weights": "random (speed and memory only; captions are meaningless)",
+        "paper_speedups": {"clotho": 3.4, "audiocaps": 5.4},
+    }
+    write_result(args, settings, train_case, sides)
+    return 0
+
+
+def build_random_model(
+    args: Any, scale: Scale, captions: list[str], batch: int, workdir: Path
+) -> tuple[Config, DistillCapsModel, dict[str, Any]]:
+    """Random CED and Llama checkpoints saved to ``workdir``, loaded by the paper preset's loaders;
+    -> (cfg, model on the device, {"build_s": seconds per stage, "llm_bytes": weight bytes})."""
+    build_s: dict[str, float] = {}
     build_s["ced_checkpoint"], ced_path = timed(lambda: save_random_ced(scale, workdir))
     build_s["llm_checkpoint"], (llm_path, llm_bytes) = timed(
         lambda: save_random_llama(scale, captions, workdir / "llama", args.device)
@@ -184,21 +248,22 @@ def run(args, scale: Scale, batch: int, workdir: Path) -> int:
         model.llm.get_base_model().gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
         )
+    return cfg, model, {"build_s": build_s, "llm_bytes": llm_bytes}
+
+
+def measure_training(
+    model: DistillCapsModel,
+    cfg: Config,
+    train_batch: ModelBatch,
+    autocast: Any,
+    sync: Callable[[], None] | None,
+    args: Any,
+) -> tuple[Case, float | None]:
+    """Distill steps as the training loop runs them (bf16 autocast, AdamW on the trainable
+    parameters); -> (their case, peak GPU memory in GB: None on a CPU). The optimizer's state is
+    freed afterwards, before generation is measured."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    autocast = torch.autocast(device_type=torch.device(args.device).type, dtype=torch.bfloat16)
-
-    rng = random.Random(1)
-    num_samples = int(args.seconds * cfg.data.sample_rate)
-    audio = (0.1 * torch.randn(batch, num_samples)).to(args.device)
-    lengths = torch.full((batch,), num_samples, dtype=torch.long, device=args.device)
-    train_batch = {
-        "audio": audio,
-        "audio_lengths": lengths,
-        "captions": [rng.choice(captions) for _ in range(batch)],
-        "retrieved": [[rng.choice(captions) for _ in range(args.top_k)] for _ in range(batch)],
-    }
-    positions = llm_positions(model, train_batch)
 
     def train_step() -> None:
         model.train()
@@ -208,49 +273,47 @@ def run(args, scale: Scale, batch: int, workdir: Path) -> int:
         out.loss.backward()
         optimizer.step()
 
-    if is_cuda:
+    if sync:
         torch.cuda.reset_peak_memory_stats()
+    batch = len(train_batch)
     step_params = {"batch": batch, "mode": "distill", "precision": "bf16", "gradient_checkpointing": True}
-    train_case = Case(f"train_distill/b{batch}", "rows", batch, step_params)
+    case = Case(f"train_distill/b{batch}", "rows", batch, step_params)
     for _ in range(args.warmup):
         train_step()
     if sync:
         sync()
     for _ in range(args.repeats):
-        train_case.record(*time_call(train_step, sync))
-    peak_train = torch.cuda.max_memory_allocated() if is_cuda else None
-    median_step = train_case.median_s
-    train_case.extra.update(
-        {
-            "median_step_s": median_step,
-            "llm_positions_per_step": positions["per_step"],
-            "tokens_per_s": positions["per_step"] / median_step,
-            "caption_tokens_per_s": positions["caption_tokens"] / median_step,
-            "peak_memory_gb": None if peak_train is None else round(peak_train / 2**30, 2),
-        }
-    )
+        case.record(*time_call(train_step, sync))
+    peak_gb = round(torch.cuda.max_memory_allocated() / 2**30, 2) if sync else None
     optimizer.zero_grad(set_to_none=True)
     optimizer.state.clear()  # free the AdamW moments before generation is measured
     gc.collect()
-    if is_cuda:
+    if sync:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    return case, peak_gb
 
+
+def measure_generation(
+    model: DistillCapsModel, batch: ModelBatch, autocast: Any, sync: Callable[[], None] | None, args: Any
+) -> tuple[Case, Case, Case]:
+    """The student, the teacher prompt and the student with its LoRA merged, alternating; -> their cases."""
     generation = GenerationConfig(
         num_beams=args.num_beams, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens
     )
-    gen_params = {"batch": batch, "new_tokens": args.new_tokens, "num_beams": args.num_beams}
-    student = Case(f"student/b{batch}", "captions", batch, gen_params)
-    rag = Case(f"rag/b{batch}", "captions", batch, gen_params)
-    merged = Case(f"student_merged/b{batch}", "captions", batch, gen_params)
+    rows = len(batch)
+    gen_params = {"batch": rows, "new_tokens": args.new_tokens, "num_beams": args.num_beams}
+    student = Case(f"student/b{rows}", "captions", rows, gen_params)
+    rag = Case(f"rag/b{rows}", "captions", rows, gen_params)
+    merged = Case(f"student_merged/b{rows}", "captions", rows, gen_params)
     merged_model = copy.deepcopy(model)  # one more copy of the LLM in memory (~13.5 GB at 7B)
     merged_model.llm.merge_adapter()
     with torch.inference_mode(), autocast:
         measure_alternating(
             [
-                (student, lambda: model.generate(train_batch, rag=False, generation=generation)),
-                (rag, lambda: model.generate(train_batch, rag=True, generation=generation)),
-                (merged, lambda: merged_model.generate(train_batch, rag=False, generation=generation)),
+                (student, lambda: model.generate(batch, rag=False, generation=generation)),
+                (rag, lambda: model.generate(batch, rag=True, generation=generation)),
+                (merged, lambda: merged_model.generate(batch, rag=False, generation=generation)),
             ],
             args.repeats,
             args.warmup,
@@ -258,61 +321,42 @@ def run(args, scale: Scale, batch: int, workdir: Path) -> int:
         )
         # Merging is only worth having if it decodes the same: bf16 rounding may flip a few tokens.
         # The control: the unmerged model against itself (GPU kernels need not be deterministic).
-        unmerged = model.generate(train_batch, rag=False, generation=generation)
-        rerun = model.generate(train_batch, rag=False, generation=generation)
-        merged_captions = merged_model.generate(train_batch, rag=False, generation=generation)
-    merged.extra["same_captions_as_unmerged"] = f"{sum(map(str.__eq__, merged_captions, unmerged))}/{batch}"
-    merged.extra["same_captions_unmerged_rerun"] = f"{sum(map(str.__eq__, rerun, unmerged))}/{batch}"
-    peak_generate = torch.cuda.max_memory_allocated() if is_cuda else None
+        unmerged = model.generate(batch, rag=False, generation=generation)
+        rerun = model.generate(batch, rag=False, generation=generation)
+        merged_captions = merged_model.generate(batch, rag=False, generation=generation)
+    merged.extra["same_captions_as_unmerged"] = f"{sum(map(str.__eq__, merged_captions, unmerged))}/{rows}"
+    merged.extra["same_captions_unmerged_rerun"] = f"{sum(map(str.__eq__, rerun, unmerged))}/{rows}"
+    peak_generate = torch.cuda.max_memory_allocated() if sync else None
     for case in (student, rag, merged):
-        case.extra["latency_ms_per_clip"] = round(1000 * case.median_s / batch, 1)
+        case.extra["latency_ms_per_clip"] = round(1000 * case.median_s / rows, 1)
         case.extra["peak_memory_gb"] = None if peak_generate is None else round(peak_generate / 2**30, 2)
+    return student, rag, merged
 
+
+def write_result(
+    args: Any, settings: dict[str, Any], train_case: Case, sides: tuple[Case, Case, Case]
+) -> None:
+    student, rag, merged = sides
     result = BenchmarkResult(
         name="paper_scale",
         args=args,
-        settings={
-            "scale": args.scale,
-            "dimensions": scale._asdict(),
-            "device_name": torch.cuda.get_device_name(0) if is_cuda else "cpu",
-            "batch": batch,
-            "clip_seconds": args.seconds,
-            "top_k": args.top_k,
-            "new_tokens": args.new_tokens,
-            "num_beams": args.num_beams,
-            "config_overrides": args.overrides,
-            "train_mode": cfg.train.mode,
-            "precision": cfg.train.precision,
-            "gradient_checkpointing": cfg.train.gradient_checkpointing,
-            "llm_dtype": cfg.model.llm.dtype,
-            "llm_vocab": model.llm.get_input_embeddings().num_embeddings,
-            "llm_checkpoint_gb": round(llm_bytes / 2**30, 3),
-            "parameters": parameter_counts(model),
-            "prompt_positions": positions,
-            "build_s": build_s,
-            "peak_memory_gb": {
-                "train": train_case.extra["peak_memory_gb"],
-                "generate": student.extra["peak_memory_gb"],  # two models held: + the merged copy
-            },
-            "weights": "random (speed and memory only; captions are meaningless)",
-            "paper_speedups": {"clotho": 3.4, "audiocaps": 5.4},
-        },
+        settings=settings,
         versions=("torch", "transformers", "peft", "safetensors", "tokenizers"),
     )
-    for case in (train_case, student, rag, merged):
+    for case in (train_case, *sides):
         result.add(case)
+    batch = settings["batch"]
     speedup = paired_ratio(f"student / rag @b{batch} (captions/s)", student, rag)
     merging = paired_ratio(f"student_merged / student @b{batch} (captions/s)", merged, student)
     result.ratios.extend([speedup, merging])
     result.findings.append(
-        f"{args.scale} scale on {result.settings['device_name']}: distill step {median_step:.3g} s at "
+        f"{args.scale} scale on {settings['device_name']}: distill step {train_case.median_s:.3g} s at "
         f"batch {batch} ({train_case.extra['tokens_per_s']:.4g} LLM tokens/s, peak GPU memory "
         f"{train_case.extra['peak_memory_gb'] or 'n/a'} GB); student vs retrieval captions/s "
         f"{speedup['median']:.2f}x (paper Fig. 5: 3.4x Clotho, 5.4x AudioCaps); LoRA merged into the "
         f"weights vs not: {merging['median']:.2f}x"
     )
     result.write()
-    return 0
 
 
 def timed(fn):
@@ -323,8 +367,6 @@ def timed(fn):
 
 def save_random_ced(scale: Scale, workdir: Path) -> Path:
     """A random CED encoder saved as the released checkpoints are: torch.save of the state dict."""
-    from distillcaps.model.encoders import CEDEncoder
-
     encoder = CEDEncoder(dim=scale.ced_dim, depth=scale.ced_depth, num_heads=scale.ced_heads)
     path = workdir / "ced_random.pt"
     torch.save(encoder.state_dict(), path)
@@ -338,10 +380,6 @@ def save_random_llama(scale: Scale, captions: list[str], out_dir: Path, device: 
     27 GB); save_pretrained writes safetensors. The tokenizer is padded with unused tokens to the
     config's vocabulary so the embedding table and LM head have the real model's shape.
     """
-    from distillcaps.model.config import LLMConfig
-    from distillcaps.model.llm import tiny_llama
-    from distillcaps.model.tokenizer import train_caption_tokenizer
-
     tokenizer = train_caption_tokenizer(captions, scale.tokenizer_vocab)
     if scale.llm_vocab > len(tokenizer):
         tokenizer.add_tokens([f"<unused_{i}>" for i in range(scale.llm_vocab - len(tokenizer))])
@@ -369,16 +407,14 @@ def save_random_llama(scale: Scale, captions: list[str], out_dir: Path, device: 
     return out_dir, weight_bytes
 
 
-def llm_positions(model, batch: dict) -> dict[str, int]:
+def llm_positions(model: DistillCapsModel, batch: ModelBatch) -> dict[str, int]:
     """LLM positions one distill step processes: student + teacher prompts (audio tokens included),
-    each followed by the target caption."""
+    each followed by the target caption (its ids and eos, as the prompts tokenise it)."""
     with torch.inference_mode():
-        tokens, mask = model.audio_tokens({"audio": batch["audio"], "audio_lengths": batch["audio_lengths"]})
+        tokens, mask = model.audio_tokens(batch)
         student = model.prompts.build(tokens, mask, padding_side="left")
-        teacher = model.prompts.build(tokens, mask, retrieved=batch["retrieved"], padding_side="left")
-    caption_tokens = sum(
-        len(model.tokenizer(c, add_special_tokens=False).input_ids) + 1 for c in batch["captions"]
-    )
+        teacher = model.prompts.build(tokens, mask, retrieved=batch.retrieved, padding_side="left")
+    caption_tokens = sum(len(model.prompts.caption_ids(c)) for c in batch.captions)
     student_positions = int(student.attention_mask.sum())
     teacher_positions = int(teacher.attention_mask.sum())
     return {
