@@ -6,10 +6,10 @@ decoding against its bound.
                                                        # a trained student on its eval split
 
 Retrieval at test (sides alternate, every clip captioned per repetition, batch ``--batch``):
-  student        model.generate(rag=False)
-  rag_shared     distillcaps.retrieval.online.caption_with_retrieval: where the frozen encoder is
-                 the CLAP audio tower (the tiny preset) its one pass serves caption and query; one
-                 search call per batch; the teacher prompts prefilled together in one generate
+  student        caption_clips(rag=False) (distillcaps.evaluation.captioning): model.generate per batch
+  rag_shared     caption_clips with the retriever: caption_with_retrieval per batch; where the frozen
+                 encoder is the CLAP audio tower (the tiny preset) its one pass serves caption and
+                 query; one search call per batch; the teacher prompts prefilled together in one generate
   rag_reencode   retriever.retrieve(audio) + generate(rag=True): the CLAP encodes every clip again
 The two retrieval sides must give the same captions (checked once, recorded as captions_equal).
 
@@ -48,12 +48,12 @@ from distillcaps.benchmarking import (
     set_threads,
 )
 from distillcaps.data.batches import ModelBatch
+from distillcaps.evaluation.captioning import caption_clips
 from distillcaps.experiments.captioning import load_split
 from distillcaps.model.config import GenerationConfig
 from distillcaps.model.distillcaps_model import DistillCapsModel
 from distillcaps.model.generation import generate_captions
 from distillcaps.retrieval import Retriever
-from distillcaps.retrieval.online import caption_with_retrieval
 from distillcaps.standins import ensure_checkpoint_standins
 
 # The bars these ratios are held to: retrieval at test should cost under a third more than the
@@ -129,28 +129,24 @@ def trained_stack(checkpoint: Path, clips: int):
 
 def retrieval_cases(result, model, retriever, audio, lengths, generation, args) -> None:
     batches = [
-        (audio[i : i + args.batch].to(args.device), lengths[i : i + args.batch])
+        ModelBatch.from_waveforms(audio[i : i + args.batch].to(args.device), lengths[i : i + args.batch])
         for i in range(0, len(audio), args.batch)
     ]
 
     def student() -> list[str]:
-        return [
-            c for a, n in batches for c in model.generate(ModelBatch.from_waveforms(a, n), False, generation)
-        ]
+        return caption_clips(model, batches, rag=False, generation=generation)
 
     def rag_shared() -> list[str]:
-        return [
-            c
-            for a, n in batches
-            for c in caption_with_retrieval(model, retriever, a, n, args.top_k, generation)
-        ]
+        return caption_clips(
+            model, batches, rag=True, retriever=retriever, top_k=args.top_k, generation=generation
+        )
 
     def rag_reencode() -> list[str]:
         captions = []
-        for a, n in batches:
-            retrieved = retriever.retrieve(a, n, args.top_k)
-            batch = ModelBatch.from_waveforms(a, n, retrieved=retrieved)
-            captions += model.generate(batch, rag=True, generation=generation)
+        for batch in batches:
+            retrieved = retriever.retrieve(batch.audio, batch.audio_lengths, args.top_k)
+            with_hits = ModelBatch.from_waveforms(batch.audio, batch.audio_lengths, retrieved=retrieved)
+            captions += model.generate(with_hits, rag=True, generation=generation)
         return captions
 
     with torch.inference_mode():
