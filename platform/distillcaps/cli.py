@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
+from distillcaps import __version__
 from distillcaps.process_env import QUIET, set_defaults
 
 # Modules that provide subcommands (distillcaps.commands); each defines add_commands(subparsers).
@@ -52,8 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from distillcaps import __version__
-
         print(__version__)
         return 0
     if not getattr(args, "func", None):

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from distillcaps.cli import add_config_arguments
+from distillcaps.config import load_config
+from distillcaps.data.paths import resolve_dataset_dir
+from distillcaps.data.records import read_records
+from distillcaps.data.synth import DOMAINS, SynthSettings, write_synthetic_dataset
+
 
 def add_commands(subparsers) -> None:
     data = subparsers.add_parser("data", help="data sets: generate the synthetic benchmark, inspect data")
@@ -25,15 +31,11 @@ def add_commands(subparsers) -> None:
     info.add_argument(
         "--check-audio", action="store_true", help="also open every audio file and report bad ones"
     )
-    from distillcaps.cli import add_config_arguments
-
     add_config_arguments(info)
     info.set_defaults(func=run_info)
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from distillcaps.data.synth import DOMAINS, SynthSettings, write_synthetic_dataset
-
     DOMAINS.get(args.domain)  # unknown domain -> error naming the valid ones
     for flag in ("num_train", "num_val", "num_eval"):
         if getattr(args, flag) < 0:
@@ -55,10 +57,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from distillcaps.config import load_config
-    from distillcaps.data.audio import BadAudioError, check_audio
-    from distillcaps.data.paths import resolve_dataset_dir
-    from distillcaps.data.records import read_records
+    from distillcaps.data.audio import BadAudioError, check_audio  # lazy: torch, at CLI start
 
     cfg = load_config(args.config, args.overrides)
     root = resolve_dataset_dir(cfg)

@@ -33,8 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distillcaps.atomic_folder import build_folder, cache_lock
+from distillcaps.data import cache_dir_for, read_records, resolve_dataset_dir
+from distillcaps.data.audio import BadAudioError
+from distillcaps.data.usable import check_records, files_identity
+from distillcaps.retrieval.clap import build_clap
 from distillcaps.retrieval.datastore import MANIFEST as DATASTORE_MANIFEST
 from distillcaps.retrieval.datastore import CaptionDatastore, check_identity, clip_key
+from distillcaps.retrieval.embed import AUDIO_EMBEDDERS
 from distillcaps.retrieval.guard import guarded_search
 from distillcaps.retrieval.index import (
     INDEX_JSON,
@@ -81,8 +86,6 @@ class RetrievedLists(dict):
 
 
 def retrieval_root(cfg: Config) -> Path:
-    from distillcaps.data import cache_dir_for
-
     return Path(cache_dir_for(cfg)) / "retrieval"
 
 
@@ -96,8 +99,6 @@ def subsets_of(cfg: Config) -> list[str]:
 
 def records_for(cfg: Config, subset: str) -> list[Any]:
     """Every clip of ``subset``, usable audio or not (see distillcaps.data.usable for the check)."""
-    from distillcaps.data import read_records, resolve_dataset_dir
-
     return read_records(resolve_dataset_dir(cfg), cfg.data.dataset_format, subset)
 
 
@@ -172,8 +173,6 @@ def ensure_index(cfg: Config, store: CaptionDatastore, datastore_dir: Path) -> C
 
 def lists_key(cfg: Config, clap: ClapEncoder, store_key: str, record_sets: dict[str, list]) -> dict[str, Any]:
     """Everything the lists' content depends on (hashed into their folder's name)."""
-    from distillcaps.data.usable import files_identity
-
     rcfg = cfg.retrieval
     return {
         "version": CACHE_VERSION,
@@ -196,8 +195,6 @@ def ensure_retrieval(cfg: Config) -> Path:
     """Compute (once per key) the leakage-guarded top store_k captions of every usable clip of every
     subset. -> the folder holding ``<subset>.jsonl`` for cfg.data.{train,val,eval}_subset.
     """
-    from distillcaps.retrieval.clap import build_clap
-
     rcfg = cfg.retrieval
     if rcfg.store_k < rcfg.top_k:
         raise ValueError(f"retrieval.store_k={rcfg.store_k} is smaller than retrieval.top_k={rcfg.top_k}")
@@ -209,8 +206,6 @@ def ensure_retrieval(cfg: Config) -> Path:
     folder = retrieval_dir(cfg, clap) / f"lists-{digest(key)}"
 
     def build(tmp: Path) -> None:
-        from distillcaps.data.usable import check_records
-
         store, store_dir = ensure_datastore(cfg, clap)
         index = ensure_index(cfg, store, store_dir)
         pinned = pinned_config(cfg, clap)
@@ -242,8 +237,6 @@ def ensure_retrieval(cfg: Config) -> Path:
 
 def check_skipped(folder: Path, on_bad_audio: str) -> None:
     """Lists built under on_bad_audio=skip hold no line for a bad clip: with "error" that is an error."""
-    from distillcaps.data.audio import BadAudioError
-
     skipped = json.loads((folder / MANIFEST).read_text()).get("skipped", {})
     first = next((item for items in skipped.values() for item in items), None)
     if on_bad_audio != "skip" and first is not None:
@@ -260,8 +253,6 @@ def retrieve_records(
     records: Sequence[Any],
 ) -> list[dict[str, Any]]:
     """Interface-4 rows for ``records``: audio embedded (Ray Data by default), then a guarded search."""
-    from distillcaps.retrieval.embed import AUDIO_EMBEDDERS
-
     if not records:
         return []
     check_identity(store.identity, clap.identity, Path(f"datastore-{store.subset}"))

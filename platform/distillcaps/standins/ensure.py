@@ -19,10 +19,10 @@ from pathlib import Path
 
 from distillcaps.config import Config, from_dict, parse_override, set_dotted
 from distillcaps.model.checkpoint import CONFIG_NAME
+from distillcaps.model.standin_folders import tiny_llm_source
 from distillcaps.registry import Registry
 from distillcaps.retrieval.clap.tiny import TinyClapEncoder
 from distillcaps.standins.tiny_clap import ensure_tiny_clap
-from distillcaps.standins.tiny_llm import ensure_tiny_llm
 
 TINY_ENCODER = "tiny"  # AUDIO_ENCODERS name whose default checkpoint is the tiny CLAP's audio tower
 TINY_LLM = "tiny"  # LLMS name of the pretrained tiny Llama
@@ -47,10 +47,21 @@ def uses_tiny_llm(cfg: Config) -> bool:
     return cfg.model.llm.name == TINY_LLM
 
 
+def tiny_llm_folder(cfg: Config) -> Path:
+    """The cached tiny LLM's folder, found without transformers (~5 s in every sweep trial's driver);
+    the pretraining code is imported only to build it."""
+    source = tiny_llm_source(cfg)
+    if source.cached:
+        return source.folder
+    from distillcaps.standins.tiny_llm import ensure_tiny_llm  # lazy: transformers, only to pretrain
+
+    return ensure_tiny_llm(cfg)
+
+
 # names() is sorted: the tiny CLAP is built first, then the tiny LLM.
 STANDINS: Registry[Standin] = Registry("stand-in")
 STANDINS.register("tiny-clap")(Standin(uses_tiny_clap, ensure_tiny_clap))
-STANDINS.register("tiny-llm")(Standin(uses_tiny_llm, ensure_tiny_llm))
+STANDINS.register("tiny-llm")(Standin(uses_tiny_llm, tiny_llm_folder))
 
 
 def ensure_standins(cfg: Config, names: Collection[str] | None = None) -> dict[str, Path]:
