@@ -63,7 +63,7 @@ class LLMConfig:
     intermediate_size: int = 256
     vocab_size: int = 1000  # a cap: the synthetic captions and prompts use a few hundred words
     max_position_embeddings: int = 512  # teacher prompt (3 captions) + audio tokens + caption fit easily
-    # Pretraining draws fresh rows every step (distillcaps.model.pretrain_corpus) under one schedule
+    # Pretraining draws fresh rows every step (distillcaps.standins.pretrain_corpus) under one schedule
     # that anneals to zero at the last step; the last weights are kept. A 0.37M-parameter Llama on
     # such rows learned to read its context and to copy in ~3,000 steps (docs/model.md).
     pretrain_steps: int = 3000
