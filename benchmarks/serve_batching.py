@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
 
 @dataclass
 class Plan:
-    """The modes deployed side by side, the points each is measured at, and what each point holds."""
+    """The modes deployed side by side, the points each is measured at, and what those measured."""
 
     modes: dict[str, tuple[int, float]]  # name -> (max batch size, batch wait s)
     concurrency: list[int]
-    requests: int  # per point (at least one per client; the top concurrency: 3 rounds of clients)
+    requests: int  # --requests: per point, raised to one per client (3 rounds at the top concurrency)
     bare_batch: int
     cases: dict[tuple[str, int], Case] = field(default_factory=dict)
     bare: Case | None = None
