@@ -15,6 +15,10 @@ QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
 # The experiment scripts: nothing is downloaded at run time.
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
+# tokenizers warns, and turns its thread pool off, when Ray forks after a tokenizer ran: off from the
+# start (the benchmarks, which time tokenizer work next to Ray).
+SERIAL_TOKENIZERS = {"TOKENIZERS_PARALLELISM": "false"}
+
 # Ray's timeouts are for a host that is not busy: GCS marks a raylet dead after 5 missed 3 s
 # heartbeats, and Ray's processes wait 30 s for a raylet to come up.
 RAY_PATIENT_START = {

@@ -14,10 +14,8 @@ first imported. Names are imported on first use, so the light modules do not pay
 from __future__ import annotations
 
 from distillcaps.lazy_exports import lazy_exports
-from distillcaps.process_env import OFFLINE, QUIET, set_defaults
+from distillcaps.process_env import OFFLINE, QUIET, SERIAL_TOKENIZERS, set_defaults
 
-# tokenizers warns, and turns its thread pool off, when Ray forks after a tokenizer ran: off from the start.
-SERIAL_TOKENIZERS = {"TOKENIZERS_PARALLELISM": "false"}
 set_defaults(OFFLINE, QUIET, SERIAL_TOKENIZERS)
 
 _EXPORTS = {
