@@ -102,7 +102,10 @@ def write_tiny_checkpoint(
 def write_rag_checkpoint(directory: Path, llm_dir: Path, encoder_dir: Path, data_root: Path) -> Path:
     """A tiny checkpoint whose config has a datastore, with that datastore (tiny-clap) built."""
     from distillcaps.retrieval import Retriever
+    from distillcaps.standins import ensure_standins
 
     write_tiny_checkpoint(directory, llm_dir, encoder_dir, seed=2, overrides=tuple(rag_overrides(data_root)))
-    Retriever.from_config(tiny_config(llm_dir, encoder_dir, *rag_overrides(data_root)))
+    cfg = tiny_config(llm_dir, encoder_dir, *rag_overrides(data_root))
+    ensure_standins(cfg)  # the tiny CLAP, as training leaves it
+    Retriever.from_config(cfg)
     return directory

@@ -1,9 +1,8 @@
 """Caption clips with a loaded model: the one function behind every caller that captions.
 
-    captions = caption_clips(model, batches, rag=False)                       # the student
-    captions = caption_clips(model, batches, rag=True)                        # teacher prompt from
-                                                                              # batch.retrieved
-    captions = caption_clips(model, batches, rag=True, retriever=retriever, top_k=3)  # online retrieval
+    caption_clips(model, batches, rag=False)                        # the student prompt
+    caption_clips(model, batches, rag=True)                         # the teacher's: batch.retrieved
+    caption_clips(model, batches, rag=True, retriever=r, top_k=3)   # the teacher's: online retrieval
 
 Evaluation (`evaluate.caption_records`, precomputed retrieval), the experiments' splits and
 inference timing (`experiments/captioning.py`, online retrieval), the serving backend and through it
