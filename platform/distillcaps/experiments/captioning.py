@@ -7,7 +7,6 @@ datastore comes from the training domain, not from the evaluated data).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from distillcaps.data.batches import ModelBatch, num_samples
 from distillcaps.data.paths import resolve_dataset_dir
 from distillcaps.data.usable import print_skipped, usable_records
 from distillcaps.evaluation.captioning import caption_clips
+from distillcaps.evaluation.evaluate import write_predictions_csv
 from distillcaps.evaluation.metrics import score_captions
 from distillcaps.tracking import tracking_uri
 
@@ -63,16 +63,6 @@ def caption_split(
     return caption_clips(model, batches, rag=retriever is not None, retriever=retriever, top_k=top_k)
 
 
-def write_predictions_csv(records: list[Any], captions: list[str], path: Path) -> Path:
-    """DCASE task-6 layout: file_name,caption_predicted."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file_name", "caption_predicted"])
-        writer.writerows((r.fname, c) for r, c in zip(records, captions, strict=True))
-    return path
-
-
 @dataclass
 class DatastoreEvalResult:
     """Same fields as distillcaps.evaluation's EvalResult, for the runner."""
@@ -111,7 +101,8 @@ def evaluate_with_training_datastore(
         model, split, batch_size=cfg.eval.batch_size, retriever=retriever, top_k=cfg.retrieval.top_k
     )
     scored = score_captions(captions, [list(r.captions) for r in split.records], cfg)
-    csv_path = write_predictions_csv(split.records, captions, Path(output_dir) / "predictions.csv")
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    csv_path = write_predictions_csv(Path(output_dir) / "predictions.csv", split.records, captions)
     if run_id:
         from mlflow.tracking import MlflowClient
 
