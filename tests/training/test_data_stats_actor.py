@@ -9,7 +9,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from distillcaps.ray_runtime import ensure_ray
-from distillcaps.training.trainer import start_data_stats_actor
+from distillcaps.training.prepare import start_data_stats_actor
 
 
 @pytest.fixture(scope="module")

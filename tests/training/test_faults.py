@@ -23,9 +23,9 @@ from test_train_ray import SLOW_TIMEOUT_S, SMALL
 
 from distillcaps.config import load_config
 from distillcaps.model.checkpoint import WEIGHTS_NAME
+from distillcaps.training.checkpoints import latest_checkpoint, training_checkpoints
 from distillcaps.training.fault_injection import KILL_ENV, NAN_ENV
 from distillcaps.training.train_state import MODEL_DIR, read_train_state
-from distillcaps.training.trainer import latest_checkpoint, training_checkpoints
 
 # 16 clips x 5 captions = 80 rows -> one worker, batches of 8: 10 optimizer steps per epoch.
 STEPS_PER_EPOCH = 10

@@ -17,9 +17,9 @@ from safetensors.torch import load_file, save_file
 from test_train_ray import SLOW_TIMEOUT_S, SMALL
 
 from distillcaps.config import ConfigError, load_config
-from distillcaps.training.group import check_members, group_key, prune_checkpoints
+from distillcaps.training.checkpoints import pick_checkpoints, prune_checkpoints
+from distillcaps.training.group import check_members, group_key
 from distillcaps.training.train_state import STATE_FILE, mark_complete
-from distillcaps.training.trainer import pick_checkpoints
 
 # One worker: Ray Data's split across workers is not guaranteed to hand out rows in the same order
 # in two runs, and the comparison with a training alone needs the same data order.
@@ -184,8 +184,8 @@ def test_a_failed_fit_keeps_the_finished_member_fails_the_running_one_and_drops_
     from mlflow.exceptions import MlflowException
 
     from distillcaps.tracking import tracking_uri
-    from distillcaps.training import group, trainer
-    from distillcaps.training.trainer import PreparedData
+    from distillcaps.training import group
+    from distillcaps.training.prepare import PreparedData
 
     def failing_fit(cfg, prepared, storage_dir, trainings, uri, *args):
         ray_dir = storage_dir / "ray"
@@ -193,9 +193,10 @@ def test_a_failed_fit_keeps_the_finished_member_fails_the_running_one_and_drops_
             fake_checkpoint(ray_dir, name, training=training, epoch=epoch, val=1.0 / epoch)
         raise RuntimeError("worker group died in member 1")
 
-    monkeypatch.setattr(trainer, "ensure_ray", lambda cfg: False)
-    monkeypatch.setattr(trainer, "prepare_data", lambda cfg: PreparedData({}, None, 80, []))
-    monkeypatch.setattr(trainer, "fit", failing_fit)
+    monkeypatch.setattr(group, "ensure_ray", lambda **kwargs: False)
+    monkeypatch.setattr(group, "check_cluster_for_training", lambda cfg: None)
+    monkeypatch.setattr(group, "prepare_data", lambda cfg: PreparedData({}, None, 80, []))
+    monkeypatch.setattr(group, "fit", failing_fit)
     cfgs = small_group_configs(tmp_path, tmp_path / "data", "baseline", "rag", "distill")
     outcome = group.train_group(cfgs, run_names=["f/baseline", "f/rag", "f/distill"])
 

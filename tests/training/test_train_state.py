@@ -61,8 +61,8 @@ def test_restored_training_continues_exactly(tmp_path):
 
 
 def test_resuming_falls_back_past_a_damaged_newest_checkpoint(tmp_path, capsys):
+    from distillcaps.training.checkpoints import latest_checkpoint
     from distillcaps.training.train_state import MODEL_DIR, checkpoint_damage
-    from distillcaps.training.trainer import latest_checkpoint
 
     model, optimizer, scheduler = make(0)
     ray_dir = tmp_path / "run" / "ray"
@@ -83,7 +83,7 @@ def test_resuming_falls_back_past_a_damaged_newest_checkpoint(tmp_path, capsys):
 
 
 def test_best_and_last_are_replaced_whole(tmp_path):
-    from distillcaps.training.trainer import copy_model_checkpoints
+    from distillcaps.training.checkpoints import copy_model_checkpoints
 
     model, optimizer, scheduler = make(0)
     for epoch in (1, 2):

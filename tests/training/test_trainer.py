@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from distillcaps.config import ConfigError
-from distillcaps.training.trainer import check_store_reaches_every_host
+from distillcaps.training.prepare import check_store_reaches_every_host
 
 
 def test_a_machine_local_tracking_store_is_refused_on_a_cluster_of_several_machines():

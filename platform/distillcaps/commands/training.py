@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from distillcaps.cli import add_config_arguments
+from distillcaps.config import load_config
+from distillcaps.training.trainer import train
+
 
 def add_commands(subparsers) -> None:
-    from distillcaps.cli import add_config_arguments
-
     parser = subparsers.add_parser(
         "train", help="train on Ray Train, log to MLflow, evaluate the best checkpoint (with/without RAG)"
     )
@@ -24,9 +26,6 @@ def add_commands(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from distillcaps.config import load_config
-    from distillcaps.training.trainer import train
-
     if args.resume:
         # The run's own resolved config, so that only the given overrides change.
         config = Path(args.resume) / "config.yaml"

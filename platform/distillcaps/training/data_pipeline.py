@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from distillcaps.data.batches import DecodeAudio, num_samples, plain_lists
+from distillcaps.training.feature_cache import FeatureCache
 
 if TYPE_CHECKING:
     import ray.data
@@ -43,8 +44,6 @@ class AttachFeatures:
     """
 
     def __init__(self, feature_dir: str) -> None:
-        from distillcaps.training.feature_cache import FeatureCache
-
         self.cache = FeatureCache.open(Path(feature_dir))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

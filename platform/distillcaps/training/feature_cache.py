@@ -30,15 +30,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from distillcaps.atomic_folder import cache_lock
+from distillcaps.config import Config, from_dict
+from distillcaps.data.batches import DecodeAudio, num_samples
+from distillcaps.data.records import ClipRecord
+from distillcaps.precompute_engine import runs_on_ray
 from distillcaps.torch_threads import BUILD_THREADS, build_threads
-
-if TYPE_CHECKING:
-    from distillcaps.config import Config
-    from distillcaps.data.records import ClipRecord
 
 COMPLETE = ".complete"
 CACHE_VERSION = 1
@@ -73,7 +74,7 @@ def records_identity(records: list[ClipRecord]) -> list[list[Any]]:
 
 
 def encoder_identity(cfg: Config, encoder) -> dict[str, Any]:
-    from distillcaps.model.checkpoint import fingerprint
+    from distillcaps.model.checkpoint import fingerprint  # lazy: imports torch
 
     return {
         "name": cfg.model.encoder.name,
@@ -91,17 +92,13 @@ def cache_key(records_id: list, encoder_id: dict, audio: dict) -> str:
 
 
 def audio_settings(cfg: Config) -> dict[str, Any]:
-    from distillcaps.data.batches import num_samples
-
     return {"sample_rate": cfg.data.sample_rate, "num_samples": num_samples(cfg), "crop": "start"}
 
 
 def ensure_features(cfg: Config, records: list[ClipRecord], subset: str) -> Path:
     """The feature folder for these records (computed now if absent)."""
-    from distillcaps.atomic_folder import cache_lock
-    from distillcaps.data.paths import cache_dir_for
-    from distillcaps.model.encoders import build_audio_encoder
-    from distillcaps.precompute_engine import runs_on_ray
+    from distillcaps.data.paths import cache_dir_for  # lazy: imports soundfile
+    from distillcaps.model.encoders import build_audio_encoder  # lazy: imports torch
 
     encoder = build_audio_encoder(cfg)
     key = cache_key(records_identity(records), encoder_identity(cfg, encoder), audio_settings(cfg))
@@ -136,8 +133,7 @@ class EncodeFrozen:
     def __init__(self, cfg_dict: dict) -> None:
         import torch
 
-        from distillcaps.config import Config, from_dict
-        from distillcaps.model.encoders import build_audio_encoder
+        from distillcaps.model.encoders import build_audio_encoder  # lazy: imports torch
 
         torch.set_num_threads(BUILD_THREADS)  # one stage per core, and a cache as built anywhere
         cfg = from_dict(Config, cfg_dict)
@@ -163,7 +159,7 @@ class EncodeFrozen:
 def encode_with_ray(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     import ray.data
 
-    from distillcaps.training.data_pipeline import audio_dataset
+    from distillcaps.training.data_pipeline import audio_dataset  # lazy: it imports this module
 
     ds = audio_dataset(rows, cfg, random_crop=False).map_batches(
         EncodeFrozen,
@@ -178,7 +174,6 @@ def encode_with_ray(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarr
 
 def encode_locally(cfg: Config, rows: list[dict]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """The same stages in this process, one batch after another."""
-    from distillcaps.data.batches import DecodeAudio, num_samples
 
     def batches():
         for start in range(0, len(rows), cfg.eval.batch_size):

@@ -1,26 +1,37 @@
-"""train_group(cfgs): several trainings that read the same data, one after another in one Ray Train run.
+"""The one training path: several trainings that read the same data, one after another in one Ray
+Train run. ``train(cfg)`` (distillcaps.training.trainer) is a group of one.
 
     outcome = train_group([cfg_baseline, cfg_distill], run_names=["baseline", "distill"])
-    outcome.results[1].best_checkpoint, outcome.failed_index, outcome.seconds
+    outcome.results[1].best_checkpoint, outcome.failed, outcome.seconds
 
-Why: every TorchTrainer.fit starts a fresh controller, worker group, dataset manager and split
-coordinators, each a new process importing Ray, torch and (the workers) transformers + peft. On 2
-cores that costs ~50-65 s per fit, against ~10 s of steps in a quick training; an ablation's four
-trainings per seed paid it four times. Here the workers start once and build one model after the
-other (``distillcaps.training.loop``); the Ray Datasets are prepared once and iterated per epoch.
+Why a group: every TorchTrainer.fit starts a fresh controller, worker group, dataset manager and
+split coordinators, each a new process importing Ray, torch and (the workers) transformers + peft.
+On 2 cores that costs ~50-65 s per fit, against ~10 s of steps in a quick training; an ablation's
+four trainings per seed paid it four times. Here the workers start once and build one model after
+the other (``distillcaps.training.loop``); the Ray Datasets are prepared once and iterated per epoch.
 
-Each member still gets what ``train()`` gives a training: its own output folder
-(``<run_dir>/train/<run name>-<time>/``: config.yaml, run.json, checkpoints/best|last,
-history.json, eval/), its own MLflow run (params, per-epoch metrics, the best checkpoint as
-artifacts) and the same model as when trained alone (same seed, same data order). Ray's checkpoints
-of all members live in ``<run_dir>/train/<group name>-<time>/ray/``; after the fit only each
-member's best and last are kept there.
+``train_members`` is the path every training takes:
+1. each member's folder and config.yaml;
+2. Ray started or joined (``ensure_ray``), the cluster checked, the data prepared once
+   (``distillcaps.training.prepare``);
+3. each member's MLflow run opened (a resumed run is reopened) and its config logged, run.json;
+4. one fit (``distillcaps.training.fit``), continuing from the newest checkpoint in the storage;
+5. each member finished: best and last checkpoints copied out, history.json, the final evaluation,
+   the artifacts, its run closed.
+
+Each member gets its own output folder (``<run_dir>/train/<run name>-<time>/``: config.yaml,
+run.json, checkpoints/best|last, history.json, eval/), its own MLflow run (params, per-epoch
+metrics, the best checkpoint as artifacts) and the same model as when trained alone (same seed,
+same data order). Ray's checkpoints live in the storage folder's ``ray/``: the member's own folder
+for a group of one, else ``<run_dir>/train/<group name>-<time>/``, where after the fit only each
+member's best and last are kept.
 
 Failures: a worker that dies is restarted by Ray (``train.max_failures``) and the group continues the
 member that was running from its last checkpoint. If the fit fails for good, the members that
 finished keep their results, the running one is reported failed (its MLflow run FAILED), and the
 ones not started are returned as such (their MLflow runs deleted, nothing was logged in them), so the
-caller can run them in a new group.
+caller can run them in a new group. A failure before the fit (Ray, the data) is raised: no member
+has started and no MLflow run was opened.
 """
 
 from __future__ import annotations
@@ -37,8 +48,26 @@ from typing import Any
 import yaml
 
 from distillcaps.config import Config, ConfigError
+from distillcaps.evaluation.evaluate import evaluate
+from distillcaps.process_env import QUIET, set_defaults
 from distillcaps.ray_runtime import ensure_ray
-from distillcaps.training.trainer import RAY_DIR
+from distillcaps.tracking import RunLogger, create_run, end_run, log_config, run_tags, tracking_uri
+from distillcaps.tracking.runs import mlflow_client
+from distillcaps.training.checkpoints import (
+    RAY_DIR,
+    copy_model_checkpoints,
+    finished,
+    latest_checkpoint,
+    pick_checkpoints,
+    prune_checkpoints,
+)
+from distillcaps.training.fit import fit, keeps_every_checkpoint, loop_training
+from distillcaps.training.prepare import (
+    PreparedData,
+    check_cluster_for_training,
+    checked_config,
+    prepare_data,
+)
 
 # What prepare_data and the worker group's shape read: members must agree on all of it. The rest
 # (train.mode, lr, epochs, temperature, seed, the adapter, Q-Former, LoRA ...) may differ.
@@ -64,19 +93,44 @@ LLM_BASE_EXCLUDES = ("lora_",)
 
 
 @dataclass
+class TrainResult:
+    """What one finished training gives (``train`` returns it; a group, one per member)."""
+
+    run_id: str
+    output_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    history: list[dict] = field(default_factory=list)
+    evaluations: dict[str, Any] = field(default_factory=dict)  # "student" / "student_rag" -> EvalResult
+    skipped_files: list = field(default_factory=list)  # clips dropped by data.on_bad_audio=skip
+
+
+@dataclass
+class Member:
+    """One training of a group: its config, MLflow run name and tags, output folder and run."""
+
+    cfg: Config
+    run_name: str
+    output_dir: Path
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str | None = None  # given: a resumed run (reopened, its params kept); else opened here
+    closed: bool = False  # its run has ended (FINISHED, FAILED, KILLED) or was deleted
+
+
+@dataclass
 class GroupOutcome:
-    results: list[Any]  # per member: its TrainResult, or None when it did not finish
+    results: list[TrainResult | None]  # per member: its TrainResult, or None when it did not finish
     failed: dict[int, str] = field(default_factory=dict)  # member index -> why (one line)
     not_started: list[int] = field(default_factory=list)  # members the group never reached
     seconds: float = 0.0  # the whole group, shared start-up included
     # per member: its own time (in a worker group: from its model build to its last report, i.e.
     # without the shared start-up), None when it did not finish
     member_seconds: list[float | None] = field(default_factory=list)
+    folder: Path | None = None  # where Ray's checkpoints are (in its ray/)
+    errors: dict[int, BaseException] = field(default_factory=dict)  # member index -> what failed it
 
     def __post_init__(self) -> None:
         self.member_seconds = self.member_seconds or [None] * len(self.results)
-
-    folder: Path | None = None  # <run_dir>/train/<group name>-<time>/ (Ray's checkpoints)
 
 
 def group_key(cfg: Config) -> str:
@@ -113,106 +167,147 @@ def train_group(
     group_name: str = "group",
 ) -> GroupOutcome:
     """Train every config in ``cfgs`` in order in one Ray Train run (see the module docstring)."""
-    from distillcaps.data.usable import log_skipped
-    from distillcaps.tracking import create_run, end_run, log_config, tracking_uri
-    from distillcaps.training.trainer import (
-        check_checkpoint_metric,
-        check_cluster_for_training,
-        fit,
-        loop_training,
-        prepare_data,
-        with_absolute_paths,
-    )
-
     tags = list(tags) if tags is not None else [{} for _ in cfgs]
     if not cfgs or len(run_names) != len(cfgs) or len(tags) != len(cfgs):
         raise ValueError(
             f"train_group: {len(cfgs)} configs, {len(run_names)} run names and {len(tags)} tag sets "
             "(one of each per member)"
         )
-    cfgs = [with_absolute_paths(cfg) for cfg in cfgs]
-    for cfg in cfgs:
-        check_checkpoint_metric(cfg)
+    cfgs = [checked_config(cfg) for cfg in cfgs]
     check_members(cfgs)
-
-    started = time.perf_counter()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     train_root = Path(cfgs[0].run_dir).resolve() / "train"
-    outcome = GroupOutcome(results=[None] * len(cfgs), folder=train_root / f"{group_name}-{stamp}")
-    outcome.folder.mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri(cfgs[0])
-    members = []
-    for cfg, name, member_tags in zip(cfgs, run_names, tags):
-        out = train_root / f"{name}-{stamp}"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        run_id = create_run(cfg, name, parent_run_id, member_tags)
-        log_config(run_id, cfg)
-        (out / "run.json").write_text(
-            json.dumps({"run_id": run_id, "tracking_uri": uri, "group": str(outcome.folder)}, indent=1)
-        )
-        print(f"MLflow run id: {run_id} ({name}; output folder: {out})", flush=True)
-        members.append((out, run_id))
+    members = [
+        Member(cfg, name, train_root / f"{name}-{stamp}", member_tags)
+        for cfg, name, member_tags in zip(cfgs, run_names, tags)
+    ]
+    outcome = train_members(members, train_root / f"{group_name}-{stamp}", parent_run_id=parent_run_id)
+    for error in outcome.errors.values():  # the caller gets one line per member; the log the rest
+        traceback.print_exception(error)
+    return outcome
 
-    skipped: list = []
-    fit_error = None
+
+def train_members(
+    members: Sequence[Member],
+    storage_dir: Path,
+    *,
+    parent_run_id: str | None = None,
+    callbacks: list | None = None,
+    worker_logs_metrics: bool = True,
+) -> GroupOutcome:
+    """Train ``members`` (configs checked, sharing their data) in one fit whose checkpoints go to
+    ``storage_dir``/ray; it continues from the newest checkpoint there (a resumed run's folder).
+
+    ``callbacks`` go to the TorchTrainer's RunConfig (a Tune trial passes TuneReportCallback).
+    ``worker_logs_metrics=False``: the Train worker does not log each epoch's metrics into the run;
+    the caller does, from the reports (a sweep's driver: distillcaps.experiments.trial_runs)."""
+    set_defaults(QUIET)
+    started = time.perf_counter()
+    cfg = members[0].cfg  # the data, scaling and tracking settings every member shares
+    for member in members:
+        member.output_dir.mkdir(parents=True, exist_ok=True)
+        (member.output_dir / "config.yaml").write_text(yaml.safe_dump(member.cfg.to_dict(), sort_keys=False))
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    # Ray first, so that the retrieval and feature stages run on the same instance as training
+    ensure_ray(object_store_mb=cfg.train.object_store_mb, attempts=5)
+    check_cluster_for_training(cfg)
+    prepared = prepare_data(cfg)
+
+    uri = tracking_uri(cfg)
+    outcome = GroupOutcome(results=[None] * len(members), folder=storage_dir)
     try:
-        ensure_ray(object_store_mb=cfgs[0].train.object_store_mb, attempts=5)
-        check_cluster_for_training(cfgs[0])
-        prepared = prepare_data(cfgs[0])
-        skipped = prepared.skipped
-        if cfgs[0].data.on_bad_audio == "skip":
-            for _, run_id in members:
-                log_skipped(uri, run_id, skipped)
-        trainings = [loop_training(cfg, prepared, run_id) for cfg, (_, run_id) in zip(cfgs, members)]
-        fit(cfgs[0], prepared, outcome.folder, trainings, uri)
-    except Exception as err:  # what finished is still collected below
-        traceback.print_exc()
-        fit_error = one_line(err)
-    except BaseException:  # Ctrl-C / SIGTERM: no member's run stays RUNNING in MLflow
-        for _, run_id in members:
-            end_run(uri, run_id, "KILLED")
-        raise
-
-    ray_dir = outcome.folder / RAY_DIR
-    running = None  # the member the fit failed in; the ones after it never started
-    if fit_error is not None:
-        running = next((i for i, cfg in enumerate(cfgs) if not finished(ray_dir, cfg, i)), None)
-    keep: set[Path] = set()
-    for index, (cfg, (out, run_id)) in enumerate(zip(cfgs, members)):
-        if running is not None and index > running:
-            outcome.not_started.append(index)
-            discard_run(uri, run_id, out)
-            continue
+        for member in members:
+            open_run(member, uri, parent_run_id, storage_dir, prepared.skipped)
+        trainings = [
+            loop_training(m.cfg, prepared, m.run_id if worker_logs_metrics else None) for m in members
+        ]
         try:
-            result, kept = finish_member(cfg, index, out, run_id, outcome.folder, uri, skipped)
-        except Exception as err:
-            traceback.print_exc()
-            result, kept = None, set()
-            outcome.failed[index] = one_line(err)
-        keep |= kept
-        if result is None and index not in outcome.failed:
-            outcome.failed[index] = fit_error or "the group's fit ended before this training finished"
-        end_run(uri, run_id, "FAILED" if result is None else "FINISHED")
-        outcome.results[index] = result
-        if result is not None and result.history:
-            outcome.member_seconds[index] = result.history[-1].get("worker_seconds")
-    prune_checkpoints(ray_dir, keep)
+            fit(cfg, prepared, storage_dir, trainings, uri, latest_checkpoint(storage_dir), callbacks)
+            fit_error = None
+        except Exception as err:  # what finished is still collected below
+            fit_error = err
+        finish_members(members, outcome, prepared, uri, fit_error)
+    except BaseException as err:  # no member's run stays RUNNING in MLflow
+        for member in members:  # Ctrl-C / SIGTERM: KILLED
+            close_run(member, uri, "FAILED" if isinstance(err, Exception) else "KILLED")
+        raise
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def finish_member(cfg: Config, index: int, out: Path, run_id: str, folder: Path, uri: str, skipped: list):
-    """-> (TrainResult, Ray checkpoint folders to keep), or (None, set()) when it did not finish."""
-    from distillcaps.tracking import RunLogger
-    from distillcaps.training.trainer import (
-        TrainResult,
-        copy_model_checkpoints,
-        final_evaluation,
-        pick_checkpoints,
-    )
+def open_run(member: Member, uri: str, parent_run_id: str | None, storage_dir: Path, skipped: list) -> None:
+    """The member's MLflow run: a new one with its config as params, or its resumed run reopened;
+    its id in run.json (with the group's folder when Ray's checkpoints are elsewhere)."""
+    from mlflow.tracking.context.registry import resolve_tags
 
-    picked = pick_checkpoints(folder / RAY_DIR, cfg.train.checkpoint_metric, index)
+    cfg = member.cfg
+    if member.run_id is None:
+        # MLflow's own context tags (user, source) under ours, as mlflow.start_run sets them
+        member.run_id = create_run(cfg, member.run_name, parent_run_id, resolve_tags(dict(member.tags)))
+        log_config(member.run_id, cfg)
+    else:
+        mlflow_client(uri).update_run(member.run_id, status="RUNNING")
+        RunLogger(uri, member.run_id).set_tags({**run_tags(cfg), **member.tags})
+    record = {"run_id": member.run_id, "tracking_uri": uri}
+    if storage_dir != member.output_dir:
+        record["group"] = str(storage_dir)
+    (member.output_dir / "run.json").write_text(json.dumps(record, indent=1))
+    print(f"MLflow run id: {member.run_id}", flush=True)
+    print(f"output folder: {member.output_dir}", flush=True)
+    if cfg.data.on_bad_audio == "skip":
+        from distillcaps.data.usable import log_skipped  # lazy: imports soundfile
+
+        log_skipped(uri, member.run_id, skipped)
+
+
+def finish_members(
+    members: Sequence[Member],
+    outcome: GroupOutcome,
+    prepared: PreparedData,
+    uri: str,
+    fit_error: Exception | None,
+) -> None:
+    """Each member's results into ``outcome`` and its run closed; after a failed fit (``fit_error``)
+    the member it failed in is failed and the ones after it are not started (runs and folders gone)."""
+    ray_dir = outcome.folder / RAY_DIR
+    running = None  # the member the fit failed in; the ones after it never started
+    if fit_error is not None:
+        running = next(
+            (i for i, m in enumerate(members) if not finished(ray_dir, i, m.cfg.train.epochs)), None
+        )
+    keep: set[Path] = set()
+    for index, member in enumerate(members):
+        if running is not None and index > running:
+            outcome.not_started.append(index)
+            discard_run(member, uri)
+            continue
+        try:
+            result, kept = finish_member(member, index, ray_dir, uri, prepared.skipped)
+        except Exception as err:
+            result, kept = None, set()
+            outcome.errors[index] = err
+        keep |= kept
+        if result is None:
+            if index not in outcome.errors and fit_error is not None:
+                outcome.errors[index] = fit_error
+            error = outcome.errors.get(index)
+            outcome.failed[index] = (
+                one_line(error) if error else "the group's fit ended before this training finished"
+            )
+        close_run(member, uri, "FAILED" if result is None else "FINISHED")
+        outcome.results[index] = result
+        if result is not None and result.history:
+            outcome.member_seconds[index] = result.history[-1].get("worker_seconds")
+    if keeps_every_checkpoint(len(members)):
+        prune_checkpoints(ray_dir, keep)
+
+
+def finish_member(
+    member: Member, index: int, ray_dir: Path, uri: str, skipped: list
+) -> tuple[TrainResult | None, set[Path]]:
+    """-> (TrainResult, Ray checkpoint folders to keep), or (None, set()) when it did not finish."""
+    cfg, out, run_id = member.cfg, member.output_dir, member.run_id
+    picked = pick_checkpoints(ray_dir, cfg.train.checkpoint_metric, index)
     if picked is None or picked[2].epoch < cfg.train.epochs:
         return None, set()
     best_dir, last_dir, last_state = picked
@@ -227,31 +322,39 @@ def finish_member(cfg: Config, index: int, out: Path, run_id: str, folder: Path,
     return result, {best_dir, last_dir}
 
 
-def discard_run(uri: str, run_id: str, out: Path) -> None:
+def final_evaluation(cfg: Config, checkpoint: Path, output_dir: Path, run_id: str) -> dict[str, Any]:
+    """The best checkpoint on data.eval_subset without and with retrieval, into eval/ and eval-rag/
+    and the training's run. -> {"student": EvalResult, "student_rag": EvalResult}"""
+    results = {}
+    for name, rag in (("student", False), ("student_rag", True)):
+        folder = output_dir / ("eval-rag" if rag else "eval")
+        results[name] = evaluate(
+            checkpoint, cfg, subset=cfg.data.eval_subset, rag=rag, output_dir=folder, run_id=run_id
+        )
+        print(summary_line(name, results[name]), flush=True)
+    return results
+
+
+def summary_line(name: str, result) -> str:
+    cider = result.metrics.get("cider_d")
+    base = {k: v.metrics.get("cider_d") for k, v in result.baselines.items()}
+    text = ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in base.items())
+    cider_text = f"{cider:.3f}" if cider is not None else "unavailable"
+    return f"{name}: CIDEr-D {cider_text} on {result.num_clips} clips (baselines: {text})"
+
+
+def close_run(member: Member, uri: str, status: str) -> None:
+    """End the member's run (FINISHED, FAILED or KILLED) unless it is closed or was never opened."""
+    if member.run_id is not None and not member.closed:
+        end_run(uri, member.run_id, status)
+        member.closed = True
+
+
+def discard_run(member: Member, uri: str) -> None:
     """A member the group never reached: its MLflow run (params only) and folder go."""
-    from distillcaps.tracking.runs import mlflow_client
-
-    mlflow_client(uri).delete_run(run_id)
-    shutil.rmtree(out, ignore_errors=True)
-
-
-def prune_checkpoints(ray_dir: Path, keep: set[Path]) -> None:
-    """Delete the group's Ray checkpoints that are no member's best or last (Ray kept them all).
-    A member that did not finish keeps all of its own, for a look at where it stopped."""
-    from distillcaps.training.train_state import read_train_state
-    from distillcaps.training.trainer import training_checkpoints
-
-    for index in {read_train_state(folder).training for folder in keep}:  # the finished members
-        for folder, _ in training_checkpoints(ray_dir, index):
-            if folder not in keep:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
-def finished(ray_dir: Path, cfg: Config, index: int) -> bool:
-    """Member ``index`` reported the checkpoint of its last epoch."""
-    from distillcaps.training.trainer import training_checkpoints
-
-    return any(state.epoch >= cfg.train.epochs for _, state in training_checkpoints(ray_dir, index))
+    mlflow_client(uri).delete_run(member.run_id)
+    member.closed = True
+    shutil.rmtree(member.output_dir, ignore_errors=True)
 
 
 def one_line(err: BaseException) -> str:

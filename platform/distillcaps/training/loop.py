@@ -17,38 +17,54 @@ see distillcaps.experiments.trial_runs).
 Inside an epoch, ``train.checkpoint_every_steps`` / ``_minutes`` add step checkpoints (reported
 without an "epoch" key and ranked last by Ray: never the best). A step checkpoint resumes at its
 exact step: the epoch's data order is seeded (Ray Data keeps its order, ``preserve_order`` in
-distillcaps.training.trainer.fit, and each worker's local shuffle is seeded by epoch and rank), the
+distillcaps.training.fit, and each worker's local shuffle is seeded by epoch and rank), the
 resumed worker reads and drops the batches already trained on (Ray Data has no offset to start
 at), and the dropout RNG is seeded by the global step, so nothing else needs saving.
+
+Reading order: ``train_loop_per_worker`` (which trainings, from which checkpoint) ->
+``WorkerTraining`` (one training: build, restore, epochs of steps, step checkpoints, validation,
+reports) -> the helpers it uses (batches, seeds, loss sums, metrics, the NaN stop).
+
+Nothing imported at module level here may import transformers: a worker imports this module before
+``train_loop_per_worker`` hides the packages transformers would pull in (``lean_imports``).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
+from distillcaps.config import Config, from_dict
+from distillcaps.data.batches import ModelBatch, to_model_batch
+from distillcaps.losses import TRAINING_MODES
+from distillcaps.model.context_diagnostic import diagnose_context
+from distillcaps.model.tokenizer import normalize_caption
+from distillcaps.tracking.runs import RunLogger
+from distillcaps.training.checkpoint_cadence import CheckpointCadence
+from distillcaps.training.checkpoints import SCORE_KEY, TRAINING_KEY, UNSCORED, newest_whole_checkpoint
 from distillcaps.training.fault_injection import maybe_hold_for_test, maybe_kill_for_test, maybe_nan_for_test
+from distillcaps.training.lean_imports import hide_unused_packages
+from distillcaps.training.train_state import (
+    TrainState,
+    checkpoint_damage,
+    load_train_checkpoint,
+    read_train_state,
+    save_train_checkpoint,
+)
 
 LOSS_TERMS = ("auto", "rag", "dda")
-# Every report carries the index of its training in the worker group's list (0 when alone).
-TRAINING_KEY = "training_index"
-# What Ray ranks checkpoints by (lower is better): the epoch's train.checkpoint_metric, and UNSCORED
-# for a step checkpoint (not validated) or an epoch without that metric, so that neither is "best".
-SCORE_KEY = "checkpoint_score"
-# Not +inf: Ray's checkpoint-manager snapshot writes inf as null, and after a --resume the restored
-# null breaks its ranking ("unsupported operand type(s) for *: 'float' and 'NoneType'").
-UNSCORED = sys.float_info.max
 # Steps averaged per point of the per-step learning curve logged to MLflow (train_loss_by_step):
 # one point per 10 steps keeps it readable next to the epoch metrics.
 CURVE_WINDOW = 10
@@ -61,7 +77,7 @@ class LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: dict[str, Any]):
+    def forward(self, batch: ModelBatch):
         return self.model.compute_loss(batch)
 
 
@@ -77,15 +93,11 @@ def per_worker_batch(cfg) -> int:
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """config: "trainings" (list of {"cfg", "steps_per_epoch", "run_id"}, trained in order), "grid",
-    "tracking_uri", "resume_dir", "ray_dir" (the run's Ray storage folder, for falling back past a
-    damaged checkpoint)."""
-    from distillcaps.training.lean_imports import hide_unused_packages
-
+    """config: "trainings" (list of {"cfg", "steps_per_epoch", "run_id", "val_contexts"}, trained in
+    order), "grid", "tracking_uri", "resume_dir", "ray_dir" (the run's Ray storage folder, for
+    falling back past a damaged checkpoint)."""
     hide_unused_packages()  # before transformers is imported: ~4 s less start-up per worker
     import ray.train
-
-    from distillcaps.training.train_state import read_train_state
 
     trainings = config["trainings"]
     # Where to start: a restarted worker group (or --resume) continues the training that was running.
@@ -99,7 +111,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if state.epoch >= trainings[first]["cfg"]["train"]["epochs"]:  # that one had finished
                 first, folder = first + 1, None
         for index in range(first, len(trainings)):
-            run_training(index, trainings[index], config, folder if index == first else None)
+            WorkerTraining(index, trainings[index], config, folder if index == first else None).run()
 
 
 @contextmanager
@@ -109,9 +121,6 @@ def restore_folder(checkpoint, resume_dir: Path | None, ray_dir: Path | None) ->
     (--resume) and the run's Ray folder ``ray_dir``. A damaged one is skipped. The Ray folder counts
     because a checkpoint is in storage before Ray's controller has collected its report (it polls
     every 2 s): a worker killed in between would otherwise be restarted from the one before."""
-    from distillcaps.training.train_state import checkpoint_damage, read_train_state
-    from distillcaps.training.trainer import newest_whole_checkpoint
-
     with checkpoint.as_directory() if checkpoint is not None else nullcontext(None) as handed:
         whole = []
         for found in (handed, resume_dir):
@@ -122,28 +131,27 @@ def restore_folder(checkpoint, resume_dir: Path | None, ray_dir: Path | None) ->
                 whole.append(Path(found))
         if ray_dir is not None and ray_dir.is_dir():
             whole.extend(filter(None, [newest_whole_checkpoint(ray_dir)]))
-
-        def position(folder: Path) -> tuple[int, int]:
-            state = read_train_state(folder)
-            return state.training, state.global_step
-
-        chosen = max(whole, key=position) if whole else None  # on a tie the first: Ray's
-        yield agreed_with_rank_0(chosen, whole, position)
+        chosen = max(whole, key=checkpoint_position) if whole else None  # on a tie the first: Ray's
+        yield agreed_with_rank_0(chosen, whole)
 
 
-def agreed_with_rank_0(chosen: Path | None, whole: list[Path], position) -> Path | None:
+def checkpoint_position(folder: Path) -> tuple[int, int]:
+    """(training index, global step): how far into the group a checkpoint is."""
+    state = read_train_state(folder)
+    return state.training, state.global_step
+
+
+def agreed_with_rank_0(chosen: Path | None, whole: list[Path]) -> Path | None:
     """Rank 0's choice of checkpoint, on every worker: a worker that cannot see the Ray folder (its
     node does not share it) would otherwise start from another step, and the workers' reports and
     all-reduces would no longer pair up. Each worker takes its own copy of the same checkpoint."""
-    import torch.distributed as dist
-
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return chosen
-    wanted = [position(chosen) if chosen is not None else None]
+    wanted = [checkpoint_position(chosen) if chosen is not None else None]
     dist.broadcast_object_list(wanted, src=0)
     if wanted[0] is None:
         return None
-    match = next((folder for folder in whole if position(folder) == tuple(wanted[0])), None)
+    match = next((folder for folder in whole if checkpoint_position(folder) == tuple(wanted[0])), None)
     if match is None:
         training, step = wanted[0]
         raise RuntimeError(
@@ -154,28 +162,220 @@ def agreed_with_rank_0(chosen: Path | None, whole: list[Path], position) -> Path
     return match
 
 
-def run_training(index: int, training: dict[str, Any], config: dict[str, Any], restore: Path | None) -> None:
-    """Train one model of the group to its last epoch from ``restore`` (a checkpoint folder, or None),
-    reporting every epoch and step checkpoint (tagged with ``index``)."""
-    import ray.train
+# ---------------------------------------------------------------------------------------------
+# One training on one worker
+
+
+@dataclass
+class EpochTally:
+    """One worker's running training-loss sums of an epoch and rank 0's learning curve.
+
+    sums: "rows", "loss" (loss x rows), per term "<term>" (term x rows) and "<term>_rows"."""
+
+    sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (global step, loss)
+    seconds: float = 0.0  # the epoch's training time on this worker (set at its end)
+
+    @classmethod
+    def resumed(cls, state: TrainState, rank: int) -> EpochTally:
+        """The tally an epoch starts from: empty, or in the epoch a step checkpoint resumes, the
+        sums of all workers so far, carried on by rank 0 (the others start from zero)."""
+        tally = cls()
+        if state.step_in_epoch and rank == 0:
+            tally.sums.update(state.epoch_sums)
+            tally.curve = [(int(s), float(v)) for s, v in state.epoch_curve]
+        return tally
+
+    def add(self, out, loss: float, rows: int, global_step: int) -> None:
+        """One optimizer step's LossOutput ``out`` (its total ``loss`` as a float) over ``rows`` rows."""
+        self.sums["rows"] += rows
+        self.sums["loss"] += loss * rows
+        self.curve.append((global_step, loss))
+        for term in LOSS_TERMS:
+            value = getattr(out, term)
+            if value is not None:
+                self.sums[term] += float(value) * rows
+                self.sums[f"{term}_rows"] += rows
+
+    def prefixed(self) -> dict[str, float]:
+        return {f"train_{k}": v for k, v in self.sums.items()}
+
+
+class WorkerTraining:
+    """One model of the group trained to its last epoch on this worker, from ``restore`` (a
+    checkpoint folder, or None), reporting every epoch and step checkpoint tagged with ``index``."""
+
+    def __init__(
+        self, index: int, training: dict[str, Any], config: dict[str, Any], restore: Path | None
+    ) -> None:
+        import ray.train
+
+        self.started = time.perf_counter()
+        self.index = index
+        self.training = training
+        self.count = len(config["trainings"])
+        self.cfg = cfg = from_dict(Config, training["cfg"])
+        torch.set_num_threads(worker_threads(cfg))
+        context = ray.train.get_context()
+        self.rank, self.world = context.get_world_rank(), context.get_world_size()
+        self.steps = training["steps_per_epoch"]  # optimizer steps per epoch on every worker
+        self.model, self.wrapped, self.device = build_model(cfg)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer, self.scheduler = build_optimizer(self.trainable, cfg, self.steps * cfg.train.epochs)
+        self.state = self.restored(restore)
+        self.last_good = checkpoint_label(self.state, restore)  # what a NaN stop names
+        run_id = training.get("run_id")
+        self.logger = RunLogger(config["tracking_uri"], run_id) if self.rank == 0 and run_id else None
+        self.autocast = (
+            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+            if cfg.train.precision == "bf16"
+            else nullcontext()
+        )
+        self.grid = (
+            tuple(config["grid"]) if config["grid"] else None
+        )  # (bands, time patches) of cached features
+        self.batch_size = per_worker_batch(cfg)
+        self.terms = TRAINING_MODES.get(cfg.train.mode)
+
+    def restored(self, restore: Path | None) -> TrainState:
+        """The TrainState to go on from: a fresh one, or ``restore``'s, whose weights, optimizer and
+        scheduler state are loaded into this training's."""
+        if restore is None:
+            return TrainState(training=self.index)
+        state = load_train_checkpoint(restore, self.model, self.optimizer, self.scheduler)
+        state.resumed_at.append(state.global_step)
+        if self.rank == 0:
+            print(
+                f"resumed {self.cfg.train.mode} at epoch {state.epoch + 1} step {state.step_in_epoch} "
+                f"(global step {state.global_step}) from {restore}",
+                flush=True,
+            )
+        return state
+
+    def run(self) -> None:
+        import ray.train
+
+        cfg = self.cfg
+        if self.rank == 0 and self.state.global_step == 0 and cfg.train.context_diagnostic_captions > 0:
+            log_context_diagnosis(self.model, cfg, self.training.get("val_contexts") or [], self.logger)
+        train_shard = ray.train.get_dataset_shard("train")
+        val_shard = ray.train.get_dataset_shard("val")
+        # made after the diagnostic: a time cadence counts training time only
+        cadence = CheckpointCadence.from_config(cfg.train, self.rank, self.world, self.device)
+        if self.rank == 0 and self.count > 1:
+            print(f"training {self.index + 1}/{self.count}: {cfg.train.mode}, seed {cfg.seed}", flush=True)
+        for epoch in range(self.state.epoch, cfg.train.epochs):
+            tally = self.train_epoch(epoch, train_shard, cadence)
+            self.end_epoch(epoch, tally, val_shard, cadence)
+
+    def train_epoch(self, epoch: int, shard, cadence: CheckpointCadence) -> EpochTally:
+        """The epoch's optimizer steps on this worker's shard, from the step a checkpoint resumes at,
+        with the step checkpoints the cadence asks for."""
+        self.model.train()
+        skip = self.state.step_in_epoch  # > 0 only in the epoch a step checkpoint resumes
+        tally = EpochTally.resumed(self.state, self.rank)
+        started = time.perf_counter()
+        batches = epoch_batches(shard, self.cfg, epoch, self.rank, self.batch_size)
+        for step, batch in enumerate(itertools.islice(batches, skip, None), start=skip):
+            out, loss, rows = self.optimizer_step(batch, epoch)
+            tally.add(out, loss, rows, self.state.global_step)
+            maybe_kill_for_test(self.rank, self.index, epoch, step)
+            maybe_hold_for_test(self.rank, self.index, epoch, step)
+            if cadence.due(self.state.global_step, step + 1, self.steps):
+                tally = self.step_checkpoint(step + 1, tally, cadence)
+        self.state.step_in_epoch, self.state.epoch_sums, self.state.epoch_curve = 0, {}, []
+        tally.seconds = time.perf_counter() - started
+        return tally
+
+    def optimizer_step(self, batch: dict[str, Any], epoch: int) -> tuple[Any, float, int]:
+        """One step on Ray Data's numpy batch of B rows -> (LossOutput, its loss as a float, B).
+        Stops with NonFiniteLoss before the weights change when the loss is NaN or infinite."""
+        state = self.state
+        # dropout by global step: a resumed run draws what the uninterrupted one drew
+        torch.manual_seed(step_seed(self.cfg.seed, self.rank, state.global_step))
+        inputs = to_model_batch(batch, self.grid)
+        with self.autocast:
+            out = self.wrapped(inputs)
+        loss = maybe_nan_for_test(float(out.loss.detach()), state.global_step + 1)
+        check_finite_loss(loss, state.global_step + 1, epoch, inputs.fname, self.last_good)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if self.cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        state.global_step += 1
+        return out, loss, len(inputs.captions)
+
+    def step_checkpoint(
+        self, step_in_epoch: int, tally: EpochTally, cadence: CheckpointCadence
+    ) -> EpochTally:
+        """A checkpoint inside the epoch, holding every worker's sums so far; -> the tally to go on
+        with (rank 0 carries those sums, the other workers start again from zero)."""
+        state = self.state
+        state.step_in_epoch = step_in_epoch
+        reduced = all_reduce_sums(tally.prefixed(), self.world, self.device)
+        state.epoch_sums = {k[6:]: v for k, v in reduced.items() if k.startswith("train_")}
+        state.epoch_curve = [[s, v] for s, v in tally.curve]
+        metrics = {"global_step": state.global_step, "step_in_epoch": step_in_epoch, SCORE_KEY: UNSCORED}
+        self.last_good = self.report(metrics, cadence)
+        return EpochTally(defaultdict(float, state.epoch_sums if self.rank == 0 else {}), tally.curve)
+
+    def end_epoch(self, epoch: int, tally: EpochTally, val_shard, cadence: CheckpointCadence) -> None:
+        """Validate, average over the workers, keep the best, report the epoch's checkpoint, log."""
+        state = self.state
+        val = validate(self.model, val_shard, self.batch_size, self.grid, self.autocast)
+        totals = all_reduce_sums({**tally.prefixed(), **val}, self.world, self.device)
+        metrics = epoch_metrics(totals, self.terms, self.cfg)
+        metrics.update(
+            epoch=epoch + 1,
+            global_step=state.global_step,
+            lr=self.scheduler.get_last_lr()[0],
+            train_seconds=round(tally.seconds, 3),
+            rows_per_second=totals["train_rows"] / max(tally.seconds, 1e-9),
+            # this worker's time on the training so far (model build included; after a restart,
+            # since the restart): in a group, what the training cost beyond the shared start-up
+            worker_seconds=round(time.perf_counter() - self.started, 3),
+        )
+        score = metrics.get(self.cfg.train.checkpoint_metric)
+        if score is not None and (state.best_metric is None or score < state.best_metric):
+            state.best_metric, state.best_epoch = score, epoch + 1
+        metrics["best_epoch"] = state.best_epoch
+        state.epoch = epoch + 1
+        state.history.append(dict(metrics))
+        self.last_good = self.report(
+            {**metrics, SCORE_KEY: score if score is not None else UNSCORED}, cadence
+        )
+        if self.rank == 0:
+            print(progress_line(metrics, self.cfg.train.epochs), flush=True)
+            if self.logger is not None:
+                self.logger.log_metrics(metrics, step=epoch + 1)
+                self.logger.log_series("train_loss_by_step", smoothed(tally.curve, CURVE_WINDOW))
+
+    def report(self, metrics: dict[str, Any], cadence: CheckpointCadence) -> str:
+        """ray.train.report with a checkpoint of now (written by rank 0) -> its label."""
+        import ray.train
+
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = None
+            if self.rank == 0:
+                save_train_checkpoint(Path(folder), self.model, self.optimizer, self.scheduler, self.state)
+                checkpoint = ray.train.Checkpoint.from_directory(folder)
+            ray.train.report({**metrics, TRAINING_KEY: self.index}, checkpoint=checkpoint)
+        cadence.saved()
+        persisted = ray.train.get_checkpoint() if self.rank == 0 else None  # rank 0's is the one in storage
+        return checkpoint_label(self.state, persisted.path if persisted is not None else None)
+
+
+def build_model(cfg: Config):
+    """-> (DistillCapsModel, the same wrapped for DDP as a LossModule, the worker's device).
+    Seeded first, so that every rank starts from the same weights (DDP also broadcasts rank 0's)."""
     import ray.train.torch
-    from transformers import get_cosine_schedule_with_warmup
 
-    from distillcaps.config import Config, from_dict
-    from distillcaps.data.batches import to_model_batch
-    from distillcaps.losses import TRAINING_MODES
-    from distillcaps.model.distillcaps_model import DistillCapsModel
-    from distillcaps.tracking.runs import RunLogger
-    from distillcaps.training.checkpoint_cadence import CheckpointCadence
-    from distillcaps.training.train_state import TrainState, load_train_checkpoint, save_train_checkpoint
+    # imported here, after train_loop_per_worker's hide_unused_packages
+    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: imports transformers
 
-    started_training = time.perf_counter()
-    cfg = from_dict(Config, training["cfg"])
-    torch.set_num_threads(worker_threads(cfg))
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    torch.manual_seed(cfg.seed)
     model = DistillCapsModel.build(cfg)
     if cfg.train.gradient_checkpointing:
         model.llm.get_base_model().gradient_checkpointing_enable(
@@ -184,134 +384,22 @@ def run_training(index: int, training: dict[str, Any], config: dict[str, Any], r
     wrapped = ray.train.torch.prepare_model(
         LossModule(model), parallel_strategy_kwargs={"find_unused_parameters": False}
     )
-    device = ray.train.torch.get_device()
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    return model, wrapped, ray.train.torch.get_device()
+
+
+def build_optimizer(trainable: list[nn.Parameter], cfg: Config, total_steps: int):
+    """-> (AdamW over the trainable parameters, cosine schedule with linear warm-up over total_steps)."""
+    from transformers import get_cosine_schedule_with_warmup
+
     optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    steps = training["steps_per_epoch"]
-    total_steps = steps * cfg.train.epochs
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(cfg.train.warmup_ratio * total_steps), total_steps
     )
+    return optimizer, scheduler
 
-    state = TrainState(training=index)
-    if restore is not None:
-        state = load_train_checkpoint(restore, model, optimizer, scheduler)
-        state.resumed_at.append(state.global_step)
-        if rank == 0:
-            print(
-                f"resumed {cfg.train.mode} at epoch {state.epoch + 1} step {state.step_in_epoch} "
-                f"(global step {state.global_step}) from {restore}",
-                flush=True,
-            )
-    last_good = checkpoint_label(state, restore)
 
-    run_id = training.get("run_id")
-    logger = RunLogger(config["tracking_uri"], run_id) if rank == 0 and run_id else None
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if cfg.train.precision == "bf16"
-        else nullcontext()
-    )
-    if rank == 0 and state.global_step == 0 and cfg.train.context_diagnostic_captions > 0:
-        log_context_diagnosis(model, cfg, training.get("val_contexts") or [], logger)
-    grid = tuple(config["grid"]) if config["grid"] else None
-    batch_size = per_worker_batch(cfg)
-    terms = TRAINING_MODES.get(cfg.train.mode)
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
-    cadence = CheckpointCadence.from_config(cfg.train, rank, world, device)
-    if rank == 0 and len(config["trainings"]) > 1:
-        count = len(config["trainings"])
-        print(f"training {index + 1}/{count}: {cfg.train.mode}, seed {cfg.seed}", flush=True)
-
-    def report(metrics: dict[str, Any]) -> str:
-        """ray.train.report with a checkpoint of now (written by rank 0) -> its label."""
-        with tempfile.TemporaryDirectory() as folder:
-            report_checkpoint = None
-            if rank == 0:
-                save_train_checkpoint(Path(folder), model, optimizer, scheduler, state)
-                report_checkpoint = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report({**metrics, TRAINING_KEY: index}, checkpoint=report_checkpoint)
-        cadence.saved()
-        persisted = ray.train.get_checkpoint() if rank == 0 else None  # rank 0's is the one in storage
-        return checkpoint_label(state, persisted.path if persisted is not None else None)
-
-    for epoch in range(state.epoch, cfg.train.epochs):
-        model.train()
-        skip = state.step_in_epoch  # > 0 only in the epoch a step checkpoint resumes
-        sums: dict[str, float] = defaultdict(float)
-        curve: list[tuple[int, float]] = []  # (global step, loss): the learning curve within the epoch
-        if skip and rank == 0:  # the epoch's sums so far (all workers') go on from rank 0's
-            sums.update(state.epoch_sums)
-            curve = [(int(s), float(v)) for s, v in state.epoch_curve]
-        started = time.perf_counter()
-        batches = epoch_batches(train_shard, cfg, epoch, rank, batch_size)
-        for step, batch in enumerate(itertools.islice(batches, skip, None), start=skip):
-            # dropout by global step: a resumed run draws what the uninterrupted one drew
-            torch.manual_seed(step_seed(cfg.seed, rank, state.global_step))
-            inputs = to_model_batch(batch, grid)
-            with autocast:
-                out = wrapped(inputs)
-            loss = maybe_nan_for_test(float(out.loss.detach()), state.global_step + 1)
-            check_finite_loss(loss, state.global_step + 1, epoch, inputs["fname"], last_good)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.train.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            state.global_step += 1
-            rows = len(inputs["captions"])
-            sums["rows"] += rows
-            sums["loss"] += loss * rows
-            curve.append((state.global_step, loss))
-            for term in LOSS_TERMS:
-                value = getattr(out, term)
-                if value is not None:
-                    sums[term] += float(value) * rows
-                    sums[f"{term}_rows"] += rows
-            maybe_kill_for_test(rank, index, epoch, step)
-            maybe_hold_for_test(rank, index, epoch, step)
-            if cadence.due(state.global_step, step + 1, steps):
-                state.step_in_epoch = step + 1
-                reduced = all_reduce_sums({f"train_{k}": v for k, v in sums.items()}, world, device)
-                state.epoch_sums = {k[6:]: v for k, v in reduced.items() if k.startswith("train_")}
-                state.epoch_curve = [[s, v] for s, v in curve]
-                step_metrics = {
-                    "global_step": state.global_step,
-                    "step_in_epoch": step + 1,
-                    SCORE_KEY: UNSCORED,
-                }
-                last_good = report(step_metrics)
-                sums = defaultdict(float, state.epoch_sums if rank == 0 else {})
-        state.step_in_epoch, state.epoch_sums, state.epoch_curve = 0, {}, []
-        train_seconds = time.perf_counter() - started
-
-        val = validate(model, val_shard, batch_size, grid, autocast)
-        totals = all_reduce_sums({**{f"train_{k}": v for k, v in sums.items()}, **val}, world, device)
-        metrics = epoch_metrics(totals, terms, cfg)
-        metrics.update(
-            epoch=epoch + 1,
-            global_step=state.global_step,
-            lr=scheduler.get_last_lr()[0],
-            train_seconds=round(train_seconds, 3),
-            rows_per_second=totals["train_rows"] / max(train_seconds, 1e-9),
-            # this worker's time on the training so far (model build included; after a restart,
-            # since the restart): in a group, what the training cost beyond the shared start-up
-            worker_seconds=round(time.perf_counter() - started_training, 3),
-        )
-        score = metrics.get(cfg.train.checkpoint_metric)
-        if score is not None and (state.best_metric is None or score < state.best_metric):
-            state.best_metric, state.best_epoch = score, epoch + 1
-        metrics["best_epoch"] = state.best_epoch
-        state.epoch = epoch + 1
-        state.history.append(dict(metrics))
-        last_good = report({**metrics, SCORE_KEY: score if score is not None else UNSCORED})
-        if rank == 0:
-            print(progress_line(metrics, cfg.train.epochs), flush=True)
-            if logger is not None:
-                logger.log_metrics(metrics, step=epoch + 1)
-                logger.log_series("train_loss_by_step", smoothed(curve, CURVE_WINDOW))
+# ---------------------------------------------------------------------------------------------
+# Helpers of the loop
 
 
 def epoch_batches(shard, cfg, epoch: int, rank: int, batch_size: int):
@@ -362,9 +450,6 @@ def smoothed(curve: list[tuple[int, float]], window: int) -> list[tuple[int, flo
 def log_context_diagnosis(model, cfg, val_contexts: list, logger) -> None:
     """Before the first step: does the LM read the captions in its prompt? (the premise of the
     teacher; distillcaps.model.context_diagnostic). Printed, and logged at step 0 of the run."""
-    from distillcaps.model.context_diagnostic import diagnose_context
-    from distillcaps.model.tokenizer import normalize_caption
-
     clips = [[normalize_caption(c) for c in captions] for captions, _ in val_contexts]
     if sum(len(c) >= 2 for c in clips) < 2:
         return  # too few validation clips with two captions for an `own` context
@@ -396,15 +481,13 @@ def worker_threads(cfg) -> int:
 @torch.no_grad()
 def validate(model, shard, batch_size: int, grid, autocast) -> dict[str, float]:
     """Validation loss sums over this worker's shard, every term (the student branch's is "auto")."""
-    from distillcaps.data.batches import to_model_batch
-
     model.eval()
     sums: dict[str, float] = defaultdict(float)
     for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy"):
         inputs = to_model_batch(batch, grid)
         with autocast:
             out = model.compute_loss(inputs, mode="distill")
-        rows = len(inputs["captions"])
+        rows = len(inputs.captions)
         sums["val_rows"] += rows
         for term in LOSS_TERMS:
             value = getattr(out, term)
@@ -424,8 +507,6 @@ def all_reduce_sums(sums: dict[str, float], world: int, device: torch.device) ->
     )
     values = torch.tensor([float(sums.get(k, 0.0)) for k in keys], dtype=torch.float64, device=device)
     if world > 1:
-        import torch.distributed as dist
-
         dist.all_reduce(values)
     return dict(zip(keys, values.tolist()))
 

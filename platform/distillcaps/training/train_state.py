@@ -21,9 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file, save_file
-
 MODEL_DIR = "model"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "train_state.json"
@@ -47,6 +44,9 @@ class TrainState:
 
 
 def save_train_checkpoint(directory: Path, model, optimizer, scheduler, state: TrainState) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
     directory.mkdir(parents=True, exist_ok=True)
     model.save_checkpoint(directory / MODEL_DIR)
     opt = optimizer.state_dict()
@@ -81,13 +81,13 @@ def mark_complete(directory: Path) -> None:
 
 def load_train_checkpoint(directory: Path, model, optimizer, scheduler) -> TrainState:
     """Restore trained weights, optimizer and scheduler from ``directory``; return the TrainState."""
+    from safetensors.torch import load_file
+
+    from distillcaps.model.checkpoint import WEIGHTS_NAME  # lazy: imports torch
+
     payload = json.loads((directory / STATE_FILE).read_text())
-    from safetensors.torch import load_file as load_weights
-
-    from distillcaps.model.checkpoint import WEIGHTS_NAME
-
     model.load_trainable_state_dict(
-        load_weights(str(directory / MODEL_DIR / WEIGHTS_NAME)), source=str(directory / MODEL_DIR)
+        load_file(str(directory / MODEL_DIR / WEIGHTS_NAME)), source=str(directory / MODEL_DIR)
     )
     state: dict[int, dict[str, Any]] = {}
     for key, value in load_file(str(directory / OPTIMIZER_FILE)).items():
