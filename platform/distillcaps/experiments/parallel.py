@@ -13,6 +13,7 @@ for their own process (``--trial-cpus``) and which by default runs as many as fi
 from __future__ import annotations
 
 from distillcaps.config import Config
+from distillcaps.ray_runtime import ensure_ray
 
 
 def resources_per_training(cfg: Config, extra_cpus: float = 0.0) -> dict[str, float]:
@@ -63,8 +64,6 @@ def check_parallel_trainings(
 def prepare_parallel_trainings(cfg: Config, parallel: int) -> None:
     """Start (or join) Ray in this process before the jobs' threads do, then check that they fit."""
     import ray
-
-    from distillcaps.ray_runtime import ensure_ray
 
     ensure_ray(object_store_mb=cfg.train.object_store_mb, attempts=5)
     check_parallel_trainings(cfg, parallel, ray.cluster_resources())

@@ -5,8 +5,8 @@ another in one Ray Train worker group (``train_group``), which starts once inste
 training; its rows are evaluated when the group is done.
 
 MLflow layout: the parent run (one per invocation) holds the summary and the three outputs; each
-training is a child run (made by ``distillcaps.training.train`` with ``parent_run_id``) and each
-row × seed is a child run holding that evaluation's metrics, tagged script/row/seed/training.
+training is a child run (made by ``train_group`` with ``parent_run_id``) and each row × seed is a
+child run holding that evaluation's metrics, tagged script/row/seed/training.
 A failure is recorded and the rest still runs; the caller exits non-zero when any run failed.
 """
 
@@ -24,16 +24,16 @@ from typing import Any
 
 from distillcaps.config import Config, load_config
 from distillcaps.evaluation.diversity import DIVERSITY_METRICS, diversity_report
-from distillcaps.evaluation.evaluate import read_predictions_csv
+from distillcaps.evaluation.evaluate import evaluate, read_predictions_csv
 from distillcaps.experiments.outputs import finish_experiment
 from distillcaps.experiments.plan import ExperimentPlan, RowSpec, TrainingSpec
 from distillcaps.experiments.results import ExperimentResults, RowResult, RunFailure
 from distillcaps.experiments.tracking import KIND_TAG, ExperimentTracker
+from distillcaps.training.group import GroupOutcome, group_key, train_group
+from distillcaps.training.trainer import train
 
-TrainFn = Callable[
-    ..., Any
-]  # distillcaps.training.train(cfg, *, run_name, parent_run_id, tags) -> TrainResult
-# distillcaps.training.group.train_group(cfgs, *, run_names, parent_run_id, tags, group_name) -> GroupOutcome
+TrainFn = Callable[..., Any]  # as distillcaps.training.trainer.train(cfg, *, run_name, parent_run_id, tags)
+# as distillcaps.training.group.train_group(cfgs, *, run_names, parent_run_id, tags, group_name)
 TrainGroupFn = Callable[..., Any]
 EvaluateFn = Callable[..., Any]  # distillcaps.evaluation.evaluate(checkpoint, cfg, *, subset, rag, ...)
 
@@ -41,27 +41,17 @@ EvaluateFn = Callable[..., Any]  # distillcaps.evaluation.evaluate(checkpoint, c
 # The rows evaluate each checkpoint themselves (only the settings they need, each in its own run).
 TRAIN_OVERRIDES = ("train.evaluate_after=false",)
 
-
-def default_train(cfg: Config, **kwargs: Any) -> Any:
-    from distillcaps.training.trainer import train
-
-    return train(cfg, **kwargs)
-
-
-def default_train_group(cfgs: Sequence[Config], **kwargs: Any) -> Any:
-    from distillcaps.training.group import train_group
-
-    return train_group(cfgs, **kwargs)
+default_train: TrainFn = train
+default_train_group: TrainGroupFn = train_group
 
 
 def sequential_group(train_fn: TrainFn) -> TrainGroupFn:
-    """A TrainGroupFn that trains the members one by one through ``train_fn`` (each its own fit)."""
+    """A TrainGroupFn that trains the members one by one through ``train_fn`` (each its own fit):
+    how a custom ``train_fn`` (a test's stand-in) runs a plan."""
 
     def train_members(
         cfgs: Sequence[Config], *, run_names: Sequence[str], tags: Sequence[dict], **kwargs: Any
     ) -> Any:
-        from distillcaps.training.group import GroupOutcome
-
         kwargs.pop("group_name", None)
         outcome = GroupOutcome(results=[None] * len(cfgs))
         started = time.perf_counter()
@@ -84,8 +74,6 @@ def default_evaluate(
 ) -> Any:
     """Interface 8's evaluate; in-domain, so the training config adds nothing. The row run gets
     evaluate()'s artifacts; its figures are logged by ``_evaluate_one`` under one key each."""
-    from distillcaps.evaluation.evaluate import evaluate
-
     return evaluate(checkpoint, cfg, log_metrics=False, **kwargs)
 
 
@@ -243,8 +231,6 @@ def seeds_tag(seeds: Sequence[int]) -> str:
 
 def training_groups(plan: ExperimentPlan, source: ConfigSource, seed: int) -> list[list[TrainingSpec]]:
     """The plan's trainings for one seed, grouped (in plan order) by the data they read."""
-    from distillcaps.training.group import group_key
-
     groups: dict[str, list[TrainingSpec]] = {}
     for training in plan.trainings:
         try:
@@ -258,59 +244,88 @@ def training_groups(plan: ExperimentPlan, source: ConfigSource, seed: int) -> li
 def _train_group(run: ExperimentRun, group: list[TrainingSpec], seed: int) -> dict[str, Path]:
     """Train a group; members the group never reached (an earlier one failed) go to a new group.
     -> {training key: best checkpoint} of the trainings that finished; failures recorded."""
-    plan, source, results, log = run.plan, run.source, run.results, run.log
     done: dict[str, Path] = {}
     pending = list(group)
     while pending:
-        members, cfgs = [], []
-        for training in pending:
-            try:
-                cfgs.append(source.load(*training.overrides, *TRAIN_OVERRIDES, f"seed={seed}"))
-                members.append(training)
-            except Exception as err:
-                _record_training_failure(results, training, seed, err, 0.0)
-        if not members:
+        members, cfgs = _loaded_configs(run, pending, seed)
+        outcome = _fit_group(run, members, cfgs, seed) if members else None
+        if outcome is None:
             break
-        keys = ", ".join(t.key for t in members)
-        log(f"[{plan.script}] train {keys} seed {seed} (one worker group) ...")
-        start = time.perf_counter()
-        try:
-            outcome = run.train_group_fn(
-                cfgs,
-                run_names=[f"{plan.script}/{t.key}/seed{seed}" for t in members],
-                parent_run_id=run.parent_id,
-                tags=[
-                    {"script": plan.script, "training": t.key, "seed": str(seed), KIND_TAG: "training"}
-                    for t in members
-                ],
-                group_name=f"{plan.script}/seed{seed}-group",
-            )
-        except Exception as err:  # the group as a whole was refused: every member failed with it
-            traceback.print_exc(file=sys.stderr)
-            for training in members:
-                _record_training_failure(results, training, seed, err, time.perf_counter() - start)
-            break
-        for index, training in enumerate(members):
-            seconds = outcome.member_seconds[index]
-            result = outcome.results[index]
-            group = {"group": keys, "group_seconds": round(outcome.seconds, 2)}
-            if result is not None:
-                done[training.key] = Path(result.best_checkpoint)
-                checkpoint = portable_path(Path(result.best_checkpoint))
-                final = result.history[-1] if result.history else {}  # the last epoch's report
-                losses = {k: final.get(k) for k in ("val_loss_student", "val_loss_teacher")}
-                _record_training(
-                    results, training, seed, seconds, status="ok", run_id=result.run_id,
-                    checkpoint=checkpoint, **losses, **group,
-                )  # fmt: skip
-                log(f"[{plan.script}] train {training.key} seed {seed}: run {result.run_id}")
-            elif index in outcome.failed:
-                results.failures.append(RunFailure("train", training.key, seed, outcome.failed[index]))
-                _record_training(
-                    results, training, seed, seconds, status="failed", error=outcome.failed[index], **group
-                )
-        log(f"[{plan.script}] group {keys} seed {seed}: {outcome.seconds:.1f}s")
+        done.update(_record_group(run, members, outcome, seed))
         pending = [members[i] for i in outcome.not_started]
+    return done
+
+
+def _training_config(run: ExperimentRun, training: TrainingSpec, seed: int) -> Config:
+    return run.source.load(*training.overrides, *TRAIN_OVERRIDES, f"seed={seed}")
+
+
+def _loaded_configs(
+    run: ExperimentRun, trainings: list[TrainingSpec], seed: int
+) -> tuple[list[TrainingSpec], list[Config]]:
+    """The trainings whose config loads, with their configs; the others are recorded as failed."""
+    members, cfgs = [], []
+    for training in trainings:
+        try:
+            cfgs.append(_training_config(run, training, seed))
+            members.append(training)
+        except Exception as err:
+            _record_training_failure(run.results, training, seed, err, 0.0)
+    return members, cfgs
+
+
+def _fit_group(
+    run: ExperimentRun, members: list[TrainingSpec], cfgs: list[Config], seed: int
+) -> GroupOutcome | None:
+    """One call of the group function; None when the group as a whole failed (every member recorded)."""
+    script = run.plan.script
+    run.log(f"[{script}] train {', '.join(t.key for t in members)} seed {seed} (one worker group) ...")
+    start = time.perf_counter()
+    try:
+        return run.train_group_fn(
+            cfgs,
+            run_names=[f"{script}/{t.key}/seed{seed}" for t in members],
+            parent_run_id=run.parent_id,
+            tags=[
+                {"script": script, "training": t.key, "seed": str(seed), KIND_TAG: "training"}
+                for t in members
+            ],
+            group_name=f"{script}/seed{seed}-group",
+        )
+    except Exception as err:  # the group as a whole was refused: every member failed with it
+        traceback.print_exc(file=sys.stderr)
+        for training in members:
+            _record_training_failure(run.results, training, seed, err, time.perf_counter() - start)
+        return None
+
+
+def _record_group(
+    run: ExperimentRun, members: list[TrainingSpec], outcome: GroupOutcome, seed: int
+) -> dict[str, Path]:
+    """Each member's entry in results.json's "trainings" -> {training key: best checkpoint} of the
+    members that finished (those not started are recorded by the group that trains them)."""
+    script, results = run.plan.script, run.results
+    keys = ", ".join(t.key for t in members)
+    group = {"group": keys, "group_seconds": round(outcome.seconds, 2)}
+    done: dict[str, Path] = {}
+    for index, training in enumerate(members):
+        seconds = outcome.member_seconds[index]
+        result = outcome.results[index]
+        if result is not None:
+            done[training.key] = Path(result.best_checkpoint)
+            final = result.history[-1] if result.history else {}  # the last epoch's report
+            losses = {k: final.get(k) for k in ("val_loss_student", "val_loss_teacher")}
+            _record_training(
+                results, training, seed, seconds, status="ok", run_id=result.run_id,
+                checkpoint=portable_path(Path(result.best_checkpoint)), **losses, **group,
+            )  # fmt: skip
+            run.log(f"[{script}] train {training.key} seed {seed}: run {result.run_id}")
+        elif index in outcome.failed:
+            results.failures.append(RunFailure("train", training.key, seed, outcome.failed[index]))
+            _record_training(
+                results, training, seed, seconds, status="failed", error=outcome.failed[index], **group
+            )
+    run.log(f"[{script}] group {keys} seed {seed}: {outcome.seconds:.1f}s")
     return done
 
 

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ from distillcaps.experiments.runner import ConfigSource, one_line
 from distillcaps.experiments.tracking import KIND_TAG, ExperimentTracker
 from distillcaps.ray_runtime import ensure_ray
 from distillcaps.registry import Registry
+from distillcaps.tracking.registry import register_run_artifacts
+from distillcaps.training import trainer
 
 SCRIPT = "sweep"
 MODEL_NAME = "distillcaps-student"
@@ -173,8 +176,6 @@ def train_reporting_to_tune(cfg: Config, *, run_name: str, parent_run_id: str, t
     reports into the trial's run (``TrialRunLogger``), not the Train worker."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from distillcaps.training import trainer
-
     return trainer.train(
         cfg,
         run_name=run_name,
@@ -196,27 +197,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     trial_defaults = ["train.evaluate_after=false"]
     source = ConfigSource(source.path, [*source.overrides, *trial_defaults, *absolute_overrides(cfg)])
     cfg = source.load()
-
-    tracker = ExperimentTracker(cfg)
-    parent_id = tracker.start_parent(SCRIPT, run_name=f"{SCRIPT} {time.strftime('%Y-%m-%d %H:%M:%S')}")
     space = SEARCH_SPACES.get(args.space)()
-    tracker.log_params(
-        parent_id, {"num_samples": num_samples, "search_alg": args.search_alg, "metric": metric}
-    )
-    tracker.log_params(parent_id, {f"space.{k}": repr(v) for k, v in space.items()})
-    results = ExperimentResults(
-        script=SCRIPT,
-        title=f"Ray Tune sweep: {', '.join(space)} (ASHA on {metric})",
-        seeds=[seed],
-        metrics=[metric],
-        notes=[
-            *data_notes(cfg),
-            f"{num_samples} trials, search '{args.search_alg}', ASHA, lower {metric} is better.",
-        ],
-        parent_run_id=parent_id,
-        scale=1.0,
-        unit=metric,
-    )
+    tracker, parent_id, results = open_sweep(args, cfg, space, seed, num_samples)
     try:
         import ray
 
@@ -235,12 +217,38 @@ def run_sweep(args: argparse.Namespace) -> int:
         best = best_finished_trial(grid, metric)
         summarize_best(best, results, metric, tracker, parent_id, cfg, register=not args.no_register)
     except Exception as err:
-        import traceback
-
         traceback.print_exc()
         results.failures.append(RunFailure("sweep", SCRIPT, seed, one_line(err)))
     finish_experiment(results, out, tracker, parent_id)
     return 0 if results.ok else 1
+
+
+def open_sweep(
+    args: argparse.Namespace, cfg: Config, space: dict[str, Any], seed: int, num_samples: int
+) -> tuple[ExperimentTracker, str, ExperimentResults]:
+    """The sweep's MLflow parent run (its settings and search space as params) and its empty
+    results. -> (tracker, parent run id, results)"""
+    metric = cfg.train.checkpoint_metric
+    tracker = ExperimentTracker(cfg)
+    parent_id = tracker.start_parent(SCRIPT, run_name=f"{SCRIPT} {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    tracker.log_params(
+        parent_id, {"num_samples": num_samples, "search_alg": args.search_alg, "metric": metric}
+    )
+    tracker.log_params(parent_id, {f"space.{k}": repr(v) for k, v in space.items()})
+    results = ExperimentResults(
+        script=SCRIPT,
+        title=f"Ray Tune sweep: {', '.join(space)} (ASHA on {metric})",
+        seeds=[seed],
+        metrics=[metric],
+        notes=[
+            *data_notes(cfg),
+            f"{num_samples} trials, search '{args.search_alg}', ASHA, lower {metric} is better.",
+        ],
+        parent_run_id=parent_id,
+        scale=1.0,
+        unit=metric,
+    )
+    return tracker, parent_id, results
 
 
 def build_tuner(
@@ -259,7 +267,7 @@ def build_tuner(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from distillcaps.experiments.trial_runs import TrialRunLogger
+    from distillcaps.experiments.trial_runs import TrialRunLogger  # lazy: imports ray.tune
 
     metric = cfg.train.checkpoint_metric
     return tune.Tuner(
@@ -363,8 +371,6 @@ def register_champion(run_id: str, cfg: Config) -> str:
     The artifacts are a DistillCaps checkpoint folder (config.json + safetensors + tokenizer), the
     layout ``distillcaps.serving.model_store`` downloads for ``models:/distillcaps-student@champion``.
     """
-    from distillcaps.tracking.registry import register_run_artifacts
-
     uri = ExperimentTracker.uri_of(cfg)
     if not MlflowClient(uri).list_artifacts(run_id, CHECKPOINT_ARTIFACT):
         raise RuntimeError(f"run {run_id} has no {CHECKPOINT_ARTIFACT}/ artifacts to register")

@@ -22,10 +22,11 @@ from ray.tune import Callback
 
 from distillcaps.experiments.tracking import ExperimentTracker
 from distillcaps.tracking.runs import PARENT_RUN_TAG, RunLogger
+from distillcaps.training.checkpoints import SCORE_KEY, TRAINING_KEY
 
-# What a trial reports besides its epoch metrics: Tune's own bookkeeping and ours (checkpoint_score:
-# Ray's ranking of checkpoints, distillcaps.training.loop.SCORE_KEY).
-NOT_EPOCH_METRICS = {"training_index", "checkpoint_score", "checkpoint_path", "trial_id", "done"}
+# What a trial reports besides its epoch metrics: Tune's own bookkeeping and ours (the training's
+# index in its group, and Ray's ranking of checkpoints).
+NOT_EPOCH_METRICS = {TRAINING_KEY, SCORE_KEY, "checkpoint_path", "trial_id", "done"}
 
 
 class TrialRunLogger(Callback):
