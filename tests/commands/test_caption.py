@@ -10,6 +10,7 @@ import soundfile as sf
 
 import distillcaps.commands.caption as caption_command
 import distillcaps.retrieval.retriever as retriever_module
+import distillcaps.standins.ensure as standins_module
 from distillcaps.config import load_config
 
 
@@ -29,6 +30,8 @@ def test_caption_files_batches_the_files_and_goes_through_caption_clips(tmp_path
     monkeypatch.setattr(caption_command, "caption_clips", spy)
     retriever = object()
     monkeypatch.setattr(retriever_module.Retriever, "from_config", classmethod(lambda cls, cfg: retriever))
+    built = []  # the retriever's tiny CLAP is built first (here: recorded, not trained)
+    monkeypatch.setattr(standins_module, "ensure_standins", lambda cfg, names=None: built.append(names))
 
     assert caption_command.caption_files(model, files, rag=False, batch_size=2) == [
         "caption 4000",
@@ -41,3 +44,4 @@ def test_caption_files_batches_the_files_and_goes_through_caption_clips(tmp_path
     assert shapes == [((2, 8_000), [4_000, 8_000]), ((1, 16_000), [16_000])]  # 2 s cropped to 1 s
     assert options == {"rag": False, "retriever": None, "top_k": 2}
     assert calls[1][1] == {"rag": True, "retriever": retriever, "top_k": 2}
+    assert built == [["tiny-clap"]]

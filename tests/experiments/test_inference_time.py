@@ -12,6 +12,7 @@ import distillcaps.experiments.captioning as captioning
 import distillcaps.experiments.inference_time as inference_time
 import distillcaps.model.distillcaps_model as model_module
 import distillcaps.retrieval.retriever as retriever_module
+import distillcaps.standins.ensure as standins_module
 from distillcaps.config import load_config
 
 
@@ -26,8 +27,13 @@ def test_time_captioning_goes_through_caption_clips_for_both_sides(monkeypatch):
     retriever = FakeRetriever()
     split = captioning.SplitAudio(["a", "b", "c"], torch.zeros(3, 10), torch.tensor([10, 6, 3]))
     monkeypatch.setattr(
-        model_module.DistillCapsModel, "load_checkpoint", classmethod(lambda cls, path: model)
+        model_module.DistillCapsModel, "load_checkpoint", classmethod(lambda cls, path, overrides=(): model)
     )
+    built = []  # the stand-ins are built before the model loads and the retriever is made
+    monkeypatch.setattr(
+        standins_module, "ensure_checkpoint_standins", lambda path, overrides=(): built.append(path)
+    )
+    monkeypatch.setattr(standins_module, "ensure_standins", lambda c, names=None: built.append(names))
     monkeypatch.setattr(retriever_module.Retriever, "from_config", classmethod(lambda cls, c: retriever))
     monkeypatch.setattr(inference_time, "load_split", lambda c, subset: split)
     calls = []
@@ -41,6 +47,7 @@ def test_time_captioning_goes_through_caption_clips_for_both_sides(monkeypatch):
 
     timing = inference_time.time_captioning(Path("ckpt"), cfg, batch_size=2, repeats=2)
 
+    assert built == [Path("ckpt"), ["tiny-clap"]]
     assert len(calls) == 2 + 2 * 2  # one untimed warm-up per side, then 2 timed repeats per side
     assert all(batches == [2, 1] for batches, _ in calls)
     student = {"rag": False, "retriever": None, "top_k": 4}

@@ -28,9 +28,9 @@ def add_commands(subparsers) -> None:
 
 
 def caption_command(args: argparse.Namespace) -> int:
-    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch and transformers
+    from distillcaps.standins import load_trained_model  # lazy: torch and transformers
 
-    model = DistillCapsModel.load_checkpoint(args.checkpoint, args.overrides)
+    model = load_trained_model(args.checkpoint, args.overrides)
     for path, caption in zip(args.files, caption_files(model, args.files, args.rag, args.batch_size)):
         print(f"{path}\t{caption}", flush=True)
     return 0
@@ -42,9 +42,9 @@ def caption_files(model, files: list[Path], rag: bool, batch_size: int = 8) -> l
     cfg = model.cfg
     retriever = None
     if rag:
-        from distillcaps.retrieval import Retriever  # lazy: retrieval brings CLAP and an index
+        from distillcaps.standins import build_retriever  # lazy: retrieval brings CLAP and an index
 
-        retriever = Retriever.from_config(cfg)
+        retriever = build_retriever(cfg)
     batches = file_batches(files, cfg, batch_size)
     return caption_clips(model, batches, rag=rag, retriever=retriever, top_k=cfg.retrieval.top_k)
 

@@ -68,8 +68,8 @@ def evaluate(
     ``log_metrics`` also the figures, keyed ``<subset>[_rag]_<metric>`` because a training run holds
     two evaluations (without and with retrieval). An experiment's row run holds one evaluation and
     logs its figures itself under plain keys, so it passes ``log_metrics=False``."""
-    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch and transformers
     from distillcaps.retrieval.precompute import load_retrieved  # lazy: the retrieval pipeline: torch
+    from distillcaps.standins import ensure_standins, load_trained_model  # lazy: torch, trains on a miss
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -78,10 +78,11 @@ def evaluate(
     print_skipped(skipped, f"subset {subset!r}")
     if not records:
         raise ValueError(f"subset {subset!r} of {root} has no usable clips")
+    ensure_standins(cfg, names=["tiny-clap"])  # the retrieval lists' CLAP
     retrieved = load_retrieved(cfg, subset)
     top_k = cfg.retrieval.top_k
 
-    model = DistillCapsModel.load_checkpoint(checkpoint)
+    model = load_trained_model(checkpoint)
     model.eval()
     predictions = caption_records(model, records, retrieved, cfg, rag=rag, top_k=top_k)
     references = [list(r.captions) for r in records]

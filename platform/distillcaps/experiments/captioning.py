@@ -90,13 +90,12 @@ def evaluate_with_training_datastore(
     Table 3's rule: out of domain, the datastore is the training domain's training captions (and its
     CLAP), never the evaluated domain's.
     """
-    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: transformers
-    from distillcaps.retrieval.retriever import Retriever  # lazy: the CLAP registry and the index
+    from distillcaps.standins import build_retriever, load_trained_model  # lazy: torch and transformers
 
-    model = DistillCapsModel.load_checkpoint(checkpoint)
+    model = load_trained_model(checkpoint)
     model.eval()
     split = load_split(cfg, subset)
-    retriever = Retriever.from_config(training_cfg or cfg) if rag else None
+    retriever = build_retriever(training_cfg or cfg) if rag else None
     captions = caption_split(
         model, split, batch_size=cfg.eval.batch_size, retriever=retriever, top_k=cfg.retrieval.top_k
     )

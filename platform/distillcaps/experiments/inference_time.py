@@ -149,14 +149,13 @@ def student_checkpoint(
 
 def time_captioning(checkpoint: Path, cfg: Config, batch_size: int, repeats: int) -> Timing:
     """Caption ``cfg``'s test split with the checkpoint's student, both sides, ``repeats`` times each."""
-    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch and transformers
-    from distillcaps.retrieval import Retriever  # lazy: CLAP and the index
+    from distillcaps.standins import build_retriever, load_trained_model  # lazy: torch and transformers
 
-    model = DistillCapsModel.load_checkpoint(checkpoint)
+    model = load_trained_model(checkpoint)
     model.eval()
     split = load_split(cfg, cfg.data.eval_subset)
     start = time.perf_counter()
-    retriever = Retriever.from_config(model.cfg)
+    retriever = build_retriever(model.cfg)
     setup_seconds = time.perf_counter() - start
     top_k = model.cfg.retrieval.top_k
 

@@ -124,9 +124,9 @@ class DistillCapsBackend:
     """A DistillCapsModel checkpoint (interface 5), optionally with the online Retriever (interface 4)."""
 
     def __init__(self, checkpoint_dir: Path, *, retrieval: bool = False) -> None:
-        from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: torch, transformers
+        from distillcaps.standins import build_retriever, load_trained_model  # lazy: torch, transformers
 
-        self.model = DistillCapsModel.load_checkpoint(checkpoint_dir)
+        self.model = load_trained_model(checkpoint_dir)
         self.model.eval()
         self.cfg = _checkpoint_config(self.model, checkpoint_dir)
         self.retriever = None
@@ -135,9 +135,7 @@ class DistillCapsBackend:
             "(start it with retrieval enabled: --rag, or user_config retrieval: true)"
         )
         if retrieval:
-            from distillcaps.retrieval import Retriever  # lazy: the CLAP backends and the index
-
-            self.retriever = Retriever.from_config(self.cfg)
+            self.retriever = build_retriever(self.cfg)
             self.rag_unavailable_reason = None
 
     def generate(self, waveforms: list[np.ndarray], rag: bool, decoding: DecodingOptions) -> list[str]:

@@ -8,6 +8,8 @@ its driver process, before Ray workers start, so each stand-in is trained once i
 
     folders = ensure_standins(cfg)     # {"tiny-clap": Path, "tiny-llm": Path}, or {} for the paper preset
     ensure_checkpoint_standins(checkpoint_dir)     # those a trained checkpoint's model loads
+    model = load_trained_model(checkpoint_dir)     # the two steps every captioning entry point takes
+    retriever = build_retriever(cfg)               # the online retriever, its tiny CLAP built first
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from distillcaps.model.checkpoint import CONFIG_NAME
 from distillcaps.model.standin_folders import tiny_llm_source
 from distillcaps.registry import Registry
 from distillcaps.retrieval.clap.tiny import TinyClapEncoder
+from distillcaps.retrieval.retriever import Retriever
 from distillcaps.standins.tiny_clap import ensure_tiny_clap
 
 TINY_ENCODER = "tiny"  # AUDIO_ENCODERS name whose default checkpoint is the tiny CLAP's audio tower
@@ -89,3 +92,18 @@ def ensure_checkpoint_standins(directory: str | Path, overrides: Sequence[str] =
     for item in overrides:
         set_dotted(raw, *parse_override(item))
     return ensure_standins(from_dict(Config, raw))
+
+
+def load_trained_model(directory: str | Path, overrides: Sequence[str] = ()):
+    """A trained checkpoint's DistillCapsModel, its stand-ins built first (a fresh cache, or another
+    machine that has the data but not the caches)."""
+    ensure_checkpoint_standins(directory, overrides)
+    from distillcaps.model.distillcaps_model import DistillCapsModel  # lazy: transformers
+
+    return DistillCapsModel.load_checkpoint(directory, overrides)
+
+
+def build_retriever(cfg: Config) -> Retriever:
+    """The online retriever of ``cfg`` (its CLAP, datastore and index), the tiny CLAP built first."""
+    ensure_standins(cfg, names=["tiny-clap"])
+    return Retriever.from_config(cfg)
