@@ -4,26 +4,24 @@ audio tower, one search call per batch — and the same captions as retrieve() +
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from assembly_fixtures import CAPTIONS, ENC_DIM, clip_audio, shared_dir, shared_llm_dir, tiny_cfg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
-from assembly_fixtures import CAPTIONS, ENC_DIM, clip_audio, shared_dir, shared_llm_dir, tiny_cfg  # noqa: E402
-
-from distillcaps.model.encoders import TinyAudioEncoder  # noqa: E402
-from distillcaps.retrieval.clap.tiny import TinyClapEncoder  # noqa: E402
-from distillcaps.retrieval.clap.tiny_model import AUDIO_DIR, TinyClap  # noqa: E402
-from distillcaps.retrieval.clap.vocab import WordVocab  # noqa: E402
-from distillcaps.retrieval.config import TinyClapConfig  # noqa: E402
-from distillcaps.retrieval.datastore import CaptionDatastore  # noqa: E402
-from distillcaps.retrieval.guard import guarded_search  # noqa: E402
-from distillcaps.retrieval.index import build_index  # noqa: E402
-from distillcaps.retrieval.online import caption_with_retrieval  # noqa: E402
-from distillcaps.retrieval.retriever import Retriever  # noqa: E402
+from distillcaps.data.batches import ModelBatch
+from distillcaps.model.encoders import TinyAudioEncoder
+from distillcaps.retrieval.clap.tiny import TinyClapEncoder
+from distillcaps.retrieval.clap.tiny_model import AUDIO_DIR, TinyClap
+from distillcaps.retrieval.clap.vocab import WordVocab
+from distillcaps.retrieval.config import TinyClapConfig
+from distillcaps.retrieval.datastore import CaptionDatastore
+from distillcaps.retrieval.guard import guarded_search
+from distillcaps.retrieval.index import build_index
+from distillcaps.retrieval.online import caption_with_retrieval
+from distillcaps.retrieval.retriever import Retriever
 
 # More captions than clips, so that the top 3 differ from clip to clip.
 STORE = [*CAPTIONS, *(f"{a} while {b}" for a in CAPTIONS[:4] for b in CAPTIONS[4:])]
@@ -72,7 +70,7 @@ def test_shared_tower_gives_the_old_paths_queries_hits_and_greedy_captions(stack
 
     old_retrieved = retriever.retrieve(audio, lengths, 3)
     with torch.inference_mode():
-        old = model.generate({"audio": audio, "audio_lengths": lengths, "retrieved": old_retrieved}, rag=True)
+        old = model.generate(ModelBatch.from_waveforms(audio, lengths, retrieved=old_retrieved), rag=True)
     new = caption_with_retrieval(model, retriever, audio, lengths, 3)
 
     assert len({tuple(r) for r in old_retrieved}) > 1 and all(len(r) == 3 for r in old_retrieved)
@@ -90,7 +88,7 @@ def test_a_different_encoder_is_not_reused_and_the_captions_stay_the_same(stack)
         assert not retriever.shares_encoder(model.encoder)
         retrieved = retriever.retrieve(audio, lengths, 3)
         with torch.inference_mode():
-            old = model.generate({"audio": audio, "audio_lengths": lengths, "retrieved": retrieved}, rag=True)
+            old = model.generate(ModelBatch.from_waveforms(audio, lengths, retrieved=retrieved), rag=True)
         assert caption_with_retrieval(model, retriever, audio, lengths, 3) == old
     finally:
         model.encoder = original

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from serving_helpers import DATASTORE, MODEL_NAME
+from standin_backend import write_standin_checkpoint
+from tiny_checkpoint import build_bases, write_rag_checkpoint, write_tiny_checkpoint
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # the stand-in backend and helpers live beside the tests
-    sys.path.insert(0, str(HERE))
-
-from serving_helpers import DATASTORE, MODEL_NAME  # noqa: E402
-from standin_backend import write_standin_checkpoint  # noqa: E402
-from tiny_checkpoint import build_bases, write_rag_checkpoint, write_tiny_checkpoint  # noqa: E402
+HERE = Path(__file__).resolve().parent  # the stand-in backend and helpers: on pythonpath (pyproject.toml)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ user_config is a valid ServingConfig (no Ray started here)."""
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 import yaml
@@ -15,7 +14,7 @@ from distillcaps.serving.config import ServingConfig
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_serve_config_yaml_validates_and_builds_the_app():
+def test_serve_config_yaml_validates_and_builds_the_app(monkeypatch):
     from ray.serve.schema import ServeDeploySchema
 
     raw = yaml.safe_load((REPO / "serve" / "config.yaml").read_text())
@@ -32,11 +31,8 @@ def test_serve_config_yaml_validates_and_builds_the_app():
     assert set(app.args) <= set(INGRESS_KEYS)
 
     module_name, attr = app.import_path.split(":")
-    sys.path.insert(0, str(REPO))  # serve run adds its app dir (the repository root) the same way
-    try:
-        builder = getattr(importlib.import_module(module_name), attr)
-    finally:
-        sys.path.remove(str(REPO))
+    monkeypatch.syspath_prepend(str(REPO))  # serve run adds its app dir (the repository root) the same way
+    builder = getattr(importlib.import_module(module_name), attr)
     application = builder(app.args)
     assert type(application).__name__ == "Application"
 

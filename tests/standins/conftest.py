@@ -3,14 +3,7 @@ and a small synthetic data set with audio, so that the tiny CLAP and the tiny LL
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-MODEL_TESTS = Path(__file__).resolve().parents[1] / "model"
-if str(MODEL_TESTS) not in sys.path:  # assembly_fixtures lives beside the model tests
-    sys.path.insert(0, str(MODEL_TESTS))
 
 # A few short clips, a one-layer audio tower and a one-layer Llama: each stand-in trains in seconds.
 SMALL_STANDINS = [

@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-TESTS = Path(__file__).resolve().parents[1]
-for helper_dir in (TESTS / "model", TESTS / "retrieval"):  # assembly_fixtures, test_hf_clap's builder
-    if str(helper_dir) not in sys.path:
-        sys.path.insert(0, str(helper_dir))
 
 
 @pytest.fixture(scope="module")

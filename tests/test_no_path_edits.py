@@ -1,13 +1,14 @@
-"""Benchmark scripts and their tests import the harness from the package (distillcaps.benchmarking):
-no file edits ``sys.path`` to find a module beside it."""
+"""No benchmark script or test edits ``sys.path`` to find a module: the benchmarks import their harness
+from the package (distillcaps.benchmarking), and the tests' shared helpers are on pytest's
+``pythonpath`` (pyproject.toml)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHECKED = ("benchmarks", "tests/benchmarks")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHECKED = ("benchmarks", "tests")
 
 
 def edits_sys_path(tree: ast.AST) -> list[int]:
