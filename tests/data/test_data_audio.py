@@ -1,5 +1,3 @@
-import logging
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -15,7 +13,6 @@ from distillcaps.data.audio import (
     log_mel,
     pad_waveforms,
 )
-from distillcaps.data.dataset import AudioCaptionDataset, collate_items
 from distillcaps.data.records import ClipRecord
 
 
@@ -154,50 +151,3 @@ def records_for(tmp_path, names):
         )
         for i, n in enumerate(names)
     ]
-
-
-def test_dataset_error_mode_raises_on_the_bad_item(tmp_path, tone):
-    tone(tmp_path / "good.wav")
-    ds = AudioCaptionDataset(records_for(tmp_path, ["good.wav", "missing.wav"]))
-    assert ds[0]["fname"] == "good.wav"
-    with pytest.raises(BadAudioError, match="missing.wav: file not found"):
-        ds[1]
-
-
-def test_dataset_skip_mode_reports_how_many_and_which(tmp_path, tone, caplog):
-    bad = make_bad_files(tmp_path)
-    tone(tmp_path / "good.wav", seconds=1.0)
-    names = ["good.wav", *bad]
-    with caplog.at_level(logging.WARNING):
-        ds = AudioCaptionDataset(records_for(tmp_path, names), on_bad_audio="skip")
-    assert len(ds) == 1 and ds[0]["fname"] == "good.wav"
-    assert [s.fname for s in ds.skipped] == list(bad)
-    assert all(reason in s.reason for s, reason in zip(ds.skipped, bad.values()))
-    assert "skipped 6 of 7 clips" in caplog.text and "nan.wav" in caplog.text
-
-
-def test_dataset_items_follow_aac_datasets(tmp_path, tone):
-    tone(tmp_path / "a.wav", seconds=1.0, sr=32_000)
-    tone(tmp_path / "b.wav", seconds=0.25)
-    records = records_for(tmp_path, ["a.wav", "b.wav"])
-    clips = AudioCaptionDataset(records, max_seconds=0.5)
-    item = clips[0]
-    assert set(item) == {"audio", "audio_length", "sr", "captions", "fname", "dataset", "subset", "index"}
-    assert item["audio"].shape == (8000,) and item["audio_length"] == 8000 and item["sr"] == 16_000
-    assert item["captions"] == ["a.wav one", "a.wav two"]
-    assert clips[1]["audio_length"] == 4000 and clips[1]["audio"].shape == (8000,)
-    rows = AudioCaptionDataset(records, rows="caption")
-    assert len(rows) == 4 and rows[1]["captions"] == ["a.wav two"] and rows[2]["index"] == 1
-    assert rows[0]["audio"].shape == (16_000,)  # no max_seconds: the whole clip
-    with pytest.raises(ValueError, match="on_bad_audio"):
-        AudioCaptionDataset(records, on_bad_audio="silence")
-
-
-def test_collate_pads_to_the_longest_and_keeps_lengths(tmp_path, tone):
-    tone(tmp_path / "a.wav", seconds=0.5)
-    tone(tmp_path / "b.wav", seconds=0.25)
-    ds = AudioCaptionDataset(records_for(tmp_path, ["a.wav", "b.wav"]))
-    batch = collate_items([ds[0], ds[1]])
-    assert batch["audio"].shape == (2, 8000) and batch["audio_lengths"].tolist() == [8000, 4000]
-    assert torch.all(batch["audio"][1, 4000:] == 0) and torch.equal(batch["audio"][1, :4000], ds[1]["audio"])
-    assert batch["fname"] == ["a.wav", "b.wav"] and batch["captions"][1] == ["b.wav one", "b.wav two"]

@@ -1,11 +1,14 @@
 import threading
 
+import numpy as np
 import pytest
 
 from distillcaps.cli import main
 from distillcaps.config import load_config
+from distillcaps.data.batches import DecodeAudio, num_samples, split_rows
 from distillcaps.data.paths import COMPLETE_MARKER, cache_dir_for, resolve_dataset_dir
 from distillcaps.data.records import read_records
+from distillcaps.data.usable import usable_records
 
 TINY_SYNTH = ["data.synth.num_train=3", "data.synth.num_val=1", "data.synth.num_eval=1"]
 
@@ -32,14 +35,17 @@ def test_resolve_generates_once_and_caches(tmp_path):
     )
 
 
-def test_dataset_from_config_rows_and_crops(tmp_path):
-    from distillcaps.data.dataset import AudioCaptionDataset
-
+def test_the_configured_subsets_give_rows_per_caption_and_per_clip_cropped_to_max_seconds(tmp_path):
     cfg = load_config(None, [f"data.data_root={tmp_path}", *TINY_SYNTH, "data.max_seconds=2.0"])
-    train = AudioCaptionDataset.from_config(cfg, "train")
-    assert len(train) == 15 and train.random_crop and train[0]["audio"].shape == (32_000,)
-    val = AudioCaptionDataset.from_config(cfg, "val")
-    assert len(val) == 1 and not val.random_crop and len(val[0]["captions"]) == 5
+    train, _ = usable_records(cfg, cfg.data.train_subset)
+    val, _ = usable_records(cfg, cfg.data.val_subset)
+    train_rows = split_rows(train, {r.fname: [] for r in train}, per="caption")
+    val_rows = split_rows(val, {r.fname: [] for r in val}, per="clip")
+    assert len(train_rows) == 15 and len(val_rows) == 1 and len(val_rows[0]["references"]) == 5
+    batch = DecodeAudio(cfg.data.sample_rate, num_samples(cfg), random_crop=False)(
+        {"path": np.array([row["path"] for row in train_rows[:2]])}
+    )
+    assert batch["audio"].shape == (2, 32_000) and batch["audio_lengths"].tolist() == [32_000, 32_000]
 
 
 def test_concurrent_generation_is_safe(tmp_path):

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from distillcaps.data.records import DATASET_READERS, DatasetFormatError, read_records, training_rows
+from distillcaps.data.batches import split_rows
+from distillcaps.data.records import DATASET_READERS, DatasetFormatError, read_records
 
 
 def write_csv(path, header, rows):
@@ -40,8 +41,9 @@ def test_clotho_reader(tmp_path, tone):
     assert dev[1].captions == [f"b b.wav caption {i}" for i in range(1, 6)]
     assert (dev[1].dataset, dev[1].subset, dev[1].index) == ("clotho", "dev", 1)
     assert [r.fname for r in read_records(root, "clotho", "eval")] == ["c.wav"]
-    assert len(training_rows(dev)) == 10
-    assert training_rows(dev)[6] == (dev[1], "b b.wav caption 2")
+    rows = split_rows(dev, {r.fname: [] for r in dev}, per="caption")  # one training row per caption
+    assert len(rows) == 10
+    assert (rows[6]["fname"], rows[6]["caption"]) == (dev[1].fname, "b b.wav caption 2")
 
 
 def test_clotho_errors_name_file_and_column(tmp_path, tone):

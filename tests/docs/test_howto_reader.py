@@ -10,7 +10,7 @@ from howto_pages import registry_copy
 import distillcaps.data.readers  # noqa: F401  (registers the shipped readers in the original registry)
 from distillcaps.config import load_config
 from distillcaps.data import records as records_module
-from distillcaps.data.dataset import AudioCaptionDataset
+from distillcaps.data.batches import DecodeAudio, num_samples, split_rows
 from distillcaps.data.records import DatasetFormatError, read_records
 
 
@@ -32,9 +32,13 @@ def test_the_captions_csv_reader_of_the_page_groups_rows_by_file(run_page, monke
 
     overrides = [f"data.dataset_dir={tmp_path}", "data.dataset_format=captions_csv", "data.max_seconds=1.0"]
     cfg = load_config("tiny", overrides)  # the registered name is a valid config value as it is
-    dataset = AudioCaptionDataset.from_config(cfg, "train")
-    assert len(dataset) == 3  # one training row per caption
-    assert dataset[0]["audio"].shape == (16_000,) and dataset[0]["captions"] == ["A dog barks."]
+    train = read_records(tmp_path, cfg.data.dataset_format, cfg.data.train_subset)
+    rows = split_rows(train, {r.fname: [] for r in train}, per="caption")
+    assert len(rows) == 3 and rows[0]["caption"] == "A dog barks."  # one training row per caption
+    batch = DecodeAudio(cfg.data.sample_rate, num_samples(cfg), random_crop=False)(
+        {"path": np.array([rows[0]["path"]])}
+    )
+    assert batch["audio"].shape == (1, 16_000)  # 16 kHz, resampled from the 32 kHz file
 
     (tmp_path / "dev.csv").write_text("file,caption\na.wav,x\n")
     with pytest.raises(DatasetFormatError, match="missing column\\(s\\) file_name"):

@@ -1,7 +1,6 @@
 """Clip records: one audio file with all its reference captions, read from a dataset folder.
 
     records = read_records("data/clotho", "clotho", "dev")    # one ClipRecord per clip
-    rows = training_rows(records)                               # one (record, caption) per caption
 
 Formats are chosen through the ``DATASET_READERS`` registry (clotho, audiocaps, jsonl); a reader
 is ``reader(dataset_dir: Path, subset: str) -> list[ClipRecord]``. Readers only read metadata and
@@ -61,11 +60,6 @@ def check_unique_names(records: list[ClipRecord], where: str) -> None:
                 f"{where}: clip name {record.fname!r} is used twice, by {seen.path} (clip {seen.index}) "
                 f"and {record.path} (clip {record.index})"
             )
-
-
-def training_rows(records: list[ClipRecord]) -> list[tuple[ClipRecord, str]]:
-    """One row per caption (each of Clotho's five captions is its own training example)."""
-    return [(record, caption) for record in records for caption in record.captions]
 
 
 def clean_captions(raw: list[str | None]) -> list[str]:
