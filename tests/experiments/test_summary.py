@@ -39,8 +39,20 @@ def row(per_seed: list[float], std: float) -> dict:
             "in 3/3 seeds (+1.0, +1.0, +1.0) but within the spread (±5.0): not shown",
         ),
         ([50, 40, 51], [45, 45, 45], "**not shown**: in 2/3 seeds (+5.0, -5.0, +6.0)"),
+        (
+            [40, 41, 42],
+            [50, 52, 51],
+            "**the opposite shown**: the other way round in 3/3 seeds (-10.0, -11.0, -9.0)",
+        ),
+        ([44, 45, 46], [45, 46, 47], "**not shown**: in 0/3 seeds (-1.0, -1.0, -1.0)"),
     ],
-    ids=["every-seed-beyond-spread", "every-seed-within-spread", "not-every-seed"],
+    ids=[
+        "every-seed-beyond-spread",
+        "every-seed-within-spread",
+        "not-every-seed",
+        "opposite",
+        "opposite-within",
+    ],
 )
 def test_a_claim_is_shown_only_in_every_seed_and_beyond_the_spread(better, worse, expected):
     rows = {"a": row(better, 0.05 if expected.startswith("in 3/3") else 0.01), "b": row(worse, 0.01)}

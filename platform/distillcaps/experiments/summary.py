@@ -130,6 +130,8 @@ def verdict(rows: dict[str, dict], claim: Claim) -> str:
         return f"**shown**: in {held}/{len(seeds)} seeds ({by_seed})"
     if held == len(seeds):
         return f"in {held}/{len(seeds)} seeds ({by_seed}) but within the spread (±{spread:.1f}): not shown"
+    if held == 0 and all(g < 0 for g in gaps) and -mean_gap > spread:
+        return f"**the opposite shown**: the other way round in {len(seeds)}/{len(seeds)} seeds ({by_seed})"
     return f"**not shown**: in {held}/{len(seeds)} seeds ({by_seed})"
 
 
