@@ -22,7 +22,7 @@ from distillcaps.data.usable import print_skipped, usable_records
 from distillcaps.evaluation.captioning import caption_clips
 from distillcaps.evaluation.evaluate import write_predictions_csv
 from distillcaps.evaluation.metrics import score_captions
-from distillcaps.tracking import tracking_uri
+from distillcaps.tracking import RunLogger, tracking_uri
 
 
 @dataclass
@@ -103,7 +103,5 @@ def evaluate_with_training_datastore(
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     csv_path = write_predictions_csv(Path(output_dir) / "predictions.csv", split.records, captions)
     if run_id:
-        from mlflow.tracking import MlflowClient
-
-        MlflowClient(tracking_uri(cfg)).log_artifact(run_id, str(csv_path))
+        RunLogger(tracking_uri(cfg), run_id).log_artifact(csv_path)
     return DatastoreEvalResult(dict(scored.metrics), dict(scored.unavailable), len(split), rag, csv_path)

@@ -207,6 +207,10 @@ def run_sweep(args: argparse.Namespace) -> int:
         # trial's placement group keeps its CPUs until the sweep ends and later trials' data stages
         # wait for a CPU forever (tests/experiments/test_sweep_stopped_trials.py).
         ensure_ray(object_store_mb=cfg.train.object_store_mb, attempts=5, include_dashboard=True)
+        # once, here: trials run at once, and the tiny LLM's build takes no lock
+        from distillcaps.standins import ensure_standins  # lazy: torch, and it trains on a miss
+
+        ensure_standins(cfg)
         at_once = trials_at_once(args, cfg, num_samples, ray.cluster_resources())
         tracker.log_params(parent_id, {"max_concurrent": at_once, "trial_cpus": args.trial_cpus})
         results.notes.append(f"{at_once} trial(s) at a time.")

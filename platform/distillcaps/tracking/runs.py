@@ -141,12 +141,22 @@ def create_run(
     cfg: Config, run_name: str, parent_run_id: str | None = None, tags: Mapping[str, Any] | None = None
 ) -> str:
     """A new run (status RUNNING) with start_run's tags, made through MlflowClient: several can be open
-    at once (a group of trainings opens one per member). Close it with ``end_run``."""
-    all_tags = {**run_tags(cfg), **{k: str(v) for k, v in (tags or {}).items()}}
+    at once (a group of trainings opens one per member). Close it with ``end_run``.
+
+    MLflow's own context tags (user, source) are added as ``mlflow.start_run`` adds them."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    all_tags = resolve_tags({**run_tags(cfg), **{k: str(v) for k, v in (tags or {}).items()}})
     if parent_run_id:
         all_tags[PARENT_RUN_TAG] = parent_run_id
     run = mlflow_client(tracking_uri(cfg)).create_run(experiment_id(cfg), run_name=run_name, tags=all_tags)
     return run.info.run_id
+
+
+def reopen_run(uri: str, run_id: str, tags: Mapping[str, Any]) -> None:
+    """A finished or stopped run made RUNNING again (a resumed training), its tags refreshed."""
+    mlflow_client(uri).update_run(run_id, status="RUNNING")
+    RunLogger(uri, run_id).set_tags(tags)
 
 
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:

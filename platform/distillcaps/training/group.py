@@ -51,7 +51,15 @@ from distillcaps.config import Config, ConfigError
 from distillcaps.evaluation.evaluate import evaluate
 from distillcaps.process_env import QUIET, set_defaults
 from distillcaps.ray_runtime import ensure_ray
-from distillcaps.tracking import RunLogger, create_run, end_run, log_config, run_tags, tracking_uri
+from distillcaps.tracking import (
+    RunLogger,
+    create_run,
+    end_run,
+    log_config,
+    reopen_run,
+    run_tags,
+    tracking_uri,
+)
 from distillcaps.tracking.runs import mlflow_client
 from distillcaps.training.checkpoints import (
     RAY_DIR,
@@ -238,16 +246,12 @@ def train_members(
 def open_run(member: Member, uri: str, parent_run_id: str | None, storage_dir: Path, skipped: list) -> None:
     """The member's MLflow run: a new one with its config as params, or its resumed run reopened;
     its id in run.json (with the group's folder when Ray's checkpoints are elsewhere)."""
-    from mlflow.tracking.context.registry import resolve_tags
-
     cfg = member.cfg
     if member.run_id is None:
-        # MLflow's own context tags (user, source) under ours, as mlflow.start_run sets them
-        member.run_id = create_run(cfg, member.run_name, parent_run_id, resolve_tags(dict(member.tags)))
+        member.run_id = create_run(cfg, member.run_name, parent_run_id, member.tags)
         log_config(member.run_id, cfg)
     else:
-        mlflow_client(uri).update_run(member.run_id, status="RUNNING")
-        RunLogger(uri, member.run_id).set_tags({**run_tags(cfg), **member.tags})
+        reopen_run(uri, member.run_id, {**run_tags(cfg), **member.tags})
     record = {"run_id": member.run_id, "tracking_uri": uri}
     if storage_dir != member.output_dir:
         record["group"] = str(storage_dir)
