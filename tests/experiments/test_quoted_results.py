@@ -57,3 +57,14 @@ def test_the_inference_time_figures_in_the_docs_are_those_of_its_results_json():
     ratio = data["extra"]["ratio_with_over_without_paired_median"]
     quoted = f"**{without} without retrieval vs {with_} with it: {ratio:.2f}×**"
     assert quoted in " ".join((ROOT / "docs/experiments.md").read_text().split())
+
+
+def test_the_fft_figures_in_the_docs_are_those_of_its_results_json():
+    rows = {
+        r["name"]: r for r in json.loads((ROOT / "docs/results/ablate_fft/results.json").read_text())["rows"]
+    }
+    lines = (ROOT / "docs/experiments.md").read_text().splitlines()
+    for variant in ("none", "paper", "released", "spectral"):
+        line = next(line for line in lines if line.strip().startswith(f"| `{variant}` ("))
+        cells = [cell.strip().replace("**", "") for cell in line.strip().strip("|").split("|")[1:]]
+        assert cells == [cider(rows[f"{variant}/no-rag"]), cider(rows[f"{variant}/rag"])], line
