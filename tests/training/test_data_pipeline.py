@@ -87,11 +87,11 @@ def test_attach_features_stage_reads_the_cache(tmp_path):
     np.testing.assert_array_equal(batch["encoder_tokens"], tokens[[2, 0]])
     model_batch = to_model_batch(batch, grid=(2, 2))
     assert (
-        model_batch["encoder_tokens"].shape == (2, 4, 2)
-        and model_batch["encoder_mask"].dtype.is_floating_point is False
+        model_batch.encoder_tokens.shape == (2, 4, 2)
+        and model_batch.encoder_mask.dtype.is_floating_point is False
     )
-    assert model_batch["captions"] == ["x", "y"] and model_batch["retrieved"] == [["r1"], ["r2"]]
-    assert model_batch["encoder_grid"] == (2, 2)
+    assert model_batch.captions == ["x", "y"] and model_batch.retrieved == [["r1"], ["r2"]]
+    assert model_batch.encoder_grid == (2, 2)
 
 
 def test_cache_key_changes_with_data_encoder_and_audio_settings():

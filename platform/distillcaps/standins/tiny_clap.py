@@ -139,7 +139,7 @@ def contrastive_training(records: Sequence[Any], cfg: Config) -> tuple[TinyClap,
         "train_cpu_seconds": round(time.process_time() - cpu1, 2),  # wall time varies with load
         "threads": torch.get_num_threads(),
         "epoch_losses": [round(v, 4) for v in losses],
-        "temperature": round(float(1.0 / model.logit_scale.exp()), 4),
+        "temperature": round(float(1.0 / model.logit_scale.detach().exp()), 4),
         "vocab_size": len(vocab),
     }
     return model.eval(), stats
